@@ -1,0 +1,467 @@
+//! Subcommands of `segql`: thin front ends over the library.
+
+use std::collections::HashSet;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use segql::catalog::Catalog;
+use segql::diagnostic::{Diagnostic, Diagnostics, SourceMap};
+use segql::exec::OutputFormat;
+use segql::{Report, Session, render};
+
+/// The demo's segments, written next to generated data.
+const DEMO_SEGMENTS: &str = include_str!("../../examples/shop/segments.seg");
+
+#[derive(Parser)]
+#[command(name = "segql", version, about = "SegQL: customer segments compiled to DataFusion plans")]
+#[command(long_about = "SegQL compiles customer-segment definitions (.seg files) against a catalog \
+of profile and event tables (segql.toml) and evaluates them with DataFusion.\n\n\
+The catalog is found next to the first segment file or in a parent directory, or given with --catalog.")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct Common {
+    /// The catalog file (default: segql.toml next to the first file or in a parent directory)
+    #[arg(long, global = true, value_name = "PATH")]
+    catalog: Option<PathBuf>,
+    /// How diagnostics are printed
+    #[arg(long, global = true, value_enum, default_value_t = DiagnosticsFormat::Human)]
+    diagnostics: DiagnosticsFormat,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DiagnosticsFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check segment files and print diagnostics; exit 1 on errors
+    Check {
+        /// Segment files (default: the catalog's `segments`)
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Print one compilation stage of a segment
+    Compile {
+        file: PathBuf,
+        /// The segment to compile
+        #[arg(long, value_name = "NAME")]
+        segment: String,
+        /// The stage to print
+        #[arg(long, value_enum, default_value_t = Emit::Plan)]
+        emit: Emit,
+        /// Evaluation time (default: the catalog's `as_of`, else now)
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        as_of: Option<i64>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// List the members of segments
+    Run {
+        file: PathBuf,
+        /// Segments to run (repeatable; default: every segment in FILE)
+        #[arg(long, value_name = "NAME")]
+        segment: Vec<String>,
+        /// Evaluation time (default: the catalog's `as_of`, else now)
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        as_of: Option<i64>,
+        /// Extra columns: profile columns, metrics or stages (comma-separated)
+        #[arg(long, value_name = "COL,...", value_delimiter = ',')]
+        with: Vec<String>,
+        /// Output format
+        #[arg(long, value_enum, default_value_t = Format::Csv)]
+        format: Format,
+        /// Write to this file instead of standard output (required for parquet)
+        #[arg(long, value_name = "PATH")]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Count the members of every segment, in one pass over each event table
+    Count {
+        file: PathBuf,
+        /// Segments to count (repeatable; default: every segment in FILE)
+        #[arg(long, value_name = "NAME")]
+        segment: Vec<String>,
+        /// Evaluation time (default: the catalog's `as_of`, else now)
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        as_of: Option<i64>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Generate the demo shop dataset (Parquet, with a catalog and segments)
+    Demo {
+        /// Number of customers
+        #[arg(long, default_value_t = 2000)]
+        customers: usize,
+        /// Average number of events per customer
+        #[arg(long, default_value_t = 20)]
+        events_per_customer: usize,
+        /// Random seed: the same seed gives the same files
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Directory to write to
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Emit {
+    /// The syntax tree of the file
+    Ast,
+    /// The checked, typed segment with its measures
+    Ir,
+    /// The DataFusion logical plan as built
+    Plan,
+    /// The logical plan after DataFusion's optimizer
+    Optimized,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Csv,
+    Ndjson,
+    Table,
+    Parquet,
+}
+
+fn parse_time(text: &str) -> Result<i64, String> {
+    segql::syntax::parse_timestamp(text)
+        .ok_or_else(|| format!("`{text}` is not a time; write `1998-07-01` or `1998-07-01T12:00:00Z`"))
+}
+
+/// Where diagnostics go and how they look.
+struct Printer {
+    format: DiagnosticsFormat,
+    color: bool,
+}
+
+impl Printer {
+    fn new(format: DiagnosticsFormat) -> Printer {
+        let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        Printer { format, color }
+    }
+
+    fn print(&self, diagnostics: &Diagnostics, sources: &SourceMap) {
+        if diagnostics.is_empty() && self.format == DiagnosticsFormat::Human {
+            return;
+        }
+        let text = match self.format {
+            DiagnosticsFormat::Human => render::render_all(diagnostics.iter(), sources, self.color),
+            DiagnosticsFormat::Json => render::to_json(diagnostics.iter(), sources) + "\n",
+        };
+        let _ = std::io::stderr().write_all(text.as_bytes());
+    }
+
+    fn report(&self, report: &Report) -> ExitCode {
+        self.print(&report.diagnostics, &report.sources);
+        ExitCode::from(1)
+    }
+}
+
+pub async fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Check { files, common } => check(&files, &common).await,
+        Command::Compile {
+            file,
+            segment,
+            emit,
+            as_of,
+            common,
+        } => compile(&file, &segment, emit, as_of, &common).await,
+        Command::Run {
+            file,
+            segment,
+            as_of,
+            with,
+            format,
+            out,
+            common,
+        } => run_segments(&file, &segment, as_of, &with, format, out.as_deref(), &common).await,
+        Command::Count {
+            file,
+            segment,
+            as_of,
+            common,
+        } => count(&file, &segment, as_of, &common).await,
+        Command::Demo {
+            customers,
+            events_per_customer,
+            seed,
+            out,
+        } => demo(customers, events_per_customer, seed, &out),
+    }
+}
+
+/// Opens the catalog for `files` and adds the catalog's segment files and `files`.
+async fn open_session(files: &[PathBuf], common: &Common, require_data: bool) -> Result<Session, Report> {
+    let catalog_path = match &common.catalog {
+        Some(path) => path.clone(),
+        None => {
+            let start = files.first().map(PathBuf::as_path).unwrap_or(Path::new("."));
+            Catalog::find(start).ok_or_else(|| {
+                let diagnostic = Diagnostic::error(
+                    "E0302",
+                    format!("no `segql.toml` found in `{}` or its parent directories", start.display()),
+                )
+                .with_help("pass the catalog with `--catalog PATH`, or create `segql.toml` (see the README)");
+                Report::new(diagnostic.into(), &SourceMap::new())
+            })?
+        }
+    };
+    for file in files {
+        if !file.exists() {
+            let diagnostic = Diagnostic::error("E0401", format!("`{}` does not exist", file.display()))
+                .with_help("check the path of the segment file");
+            return Err(Report::new(diagnostic.into(), &SourceMap::new()));
+        }
+    }
+    let mut sources = SourceMap::new();
+    let catalog = Catalog::load(&catalog_path, &mut sources).map_err(|d| Report::new(d, &sources))?;
+    let mut seen = HashSet::new();
+    let mut to_load = Vec::new();
+    for file in catalog.segment_files.iter().chain(files) {
+        let identity = std::fs::canonicalize(file).unwrap_or_else(|_| file.clone());
+        if seen.insert(identity) {
+            to_load.push(file.clone());
+        }
+    }
+    let ctx = datafusion::prelude::SessionContext::new();
+    let mut session = Session::with_context(catalog, ctx, sources, require_data).await?;
+    // Parse and check all files together so every error of every file is reported.
+    let mut texts = Vec::new();
+    let mut diagnostics = Diagnostics::default();
+    for path in &to_load {
+        match segql::read_source(path) {
+            Ok(text) => texts.push((path.display().to_string(), text)),
+            Err(diagnostic) => diagnostics.push(diagnostic),
+        }
+    }
+    if diagnostics.has_errors() {
+        return Err(Report::new(diagnostics, session.sources()));
+    }
+    session.add_sources(&texts)?;
+    Ok(session)
+}
+
+async fn check(files: &[PathBuf], common: &Common) -> ExitCode {
+    let printer = Printer::new(common.diagnostics);
+    match open_session(files, common, false).await {
+        Ok(session) => {
+            printer.print(session.warnings(), session.sources());
+            if common.diagnostics == DiagnosticsFormat::Human {
+                let program = session.program();
+                eprintln!(
+                    "ok: {} segments, {} metrics and stages, {} measures",
+                    program.segments.len(),
+                    program.values.len(),
+                    program.measures.len()
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(report) => printer.report(&report),
+    }
+}
+
+async fn compile(file: &Path, segment: &str, emit: Emit, as_of: Option<i64>, common: &Common) -> ExitCode {
+    let printer = Printer::new(common.diagnostics);
+    let mut session = match open_session(&[file.to_path_buf()], common, false).await {
+        Ok(session) => session,
+        Err(report) => return printer.report(&report),
+    };
+    printer.print(session.warnings(), session.sources());
+    if let Some(as_of) = as_of {
+        session.set_as_of(as_of);
+    }
+    let text = match emit {
+        Emit::Ast => {
+            let identity = std::fs::canonicalize(file).ok();
+            let declaration = session
+                .files()
+                .iter()
+                .flat_map(|f| &f.declarations)
+                .find(|d| d.name().name == segment);
+            match (declaration, identity) {
+                (Some(declaration), _) => format!("{declaration:#?}\n"),
+                (None, _) => match session.segments(&[segment]) {
+                    Ok(_) => String::new(),
+                    Err(report) => return printer.report(&report),
+                },
+            }
+        }
+        Emit::Ir => match session.segments(&[segment]) {
+            Ok(segments) => segql::check::display::segment_ir(segments[0], session.program()),
+            Err(report) => return printer.report(&report),
+        },
+        Emit::Plan | Emit::Optimized => {
+            let plan = match session.plan_segments(&[segment], &[]) {
+                Ok(plan) => plan,
+                Err(report) => return printer.report(&report),
+            };
+            if emit == Emit::Plan {
+                format!("{}\n", plan.display_indent())
+            } else {
+                match session.context().state().optimize(&plan) {
+                    Ok(optimized) => format!("{}\n", optimized.display_indent()),
+                    Err(error) => {
+                        let diagnostic = segql::internal_error(&error.to_string());
+                        return printer.report(&Report::new(diagnostic.into(), session.sources()));
+                    }
+                }
+            }
+        }
+    };
+    print_stdout(&text)
+}
+
+fn print_stdout(text: &str) -> ExitCode {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|_| stdout.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        // A closed pipe (`| head`) is not an error worth a message.
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: cannot write to standard output: {error}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The segments to evaluate: those named, else every segment defined in `file` itself.
+fn segment_names(session: &Session, file: &Path, named: &[String]) -> Vec<String> {
+    if !named.is_empty() {
+        return named.to_vec();
+    }
+    let wanted = std::fs::canonicalize(file).ok();
+    session
+        .files_with_paths()
+        .filter(|(path, _)| std::fs::canonicalize(path).ok() == wanted)
+        .flat_map(|(_, parsed)| &parsed.declarations)
+        .filter(|d| d.kind() == "segment")
+        .map(|d| d.name().name.clone())
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_segments(
+    file: &Path,
+    named: &[String],
+    as_of: Option<i64>,
+    with: &[String],
+    format: Format,
+    out: Option<&Path>,
+    common: &Common,
+) -> ExitCode {
+    let printer = Printer::new(common.diagnostics);
+    if format == Format::Parquet && out.is_none() {
+        eprintln!("error: `--format parquet` needs `--out PATH`");
+        return ExitCode::from(2);
+    }
+    let mut session = match open_session(&[file.to_path_buf()], common, true).await {
+        Ok(session) => session,
+        Err(report) => return printer.report(&report),
+    };
+    printer.print(session.warnings(), session.sources());
+    if let Some(as_of) = as_of {
+        session.set_as_of(as_of);
+    }
+    let names = segment_names(&session, file, named);
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let with: Vec<&str> = with.iter().map(String::as_str).filter(|w| !w.is_empty()).collect();
+    let plan = match session.plan_segments(&names, &with) {
+        Ok(plan) => plan,
+        Err(report) => return printer.report(&report),
+    };
+    let schema = plan.schema().as_arrow().clone();
+    let batches = match session.execute(plan).await {
+        Ok(batches) => batches,
+        Err(report) => return printer.report(&report),
+    };
+    let format = match format {
+        Format::Csv => OutputFormat::Csv,
+        Format::Ndjson => OutputFormat::Ndjson,
+        Format::Table => OutputFormat::Table,
+        Format::Parquet => OutputFormat::Parquet,
+    };
+    let written = match out {
+        Some(path) => segql::exec::write_file(&batches, &schema, format, path),
+        None => segql::exec::write(&batches, &schema, format, std::io::BufWriter::new(std::io::stdout())),
+    };
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(diagnostic) if diagnostic.message.contains("Broken pipe") => ExitCode::SUCCESS,
+        Err(diagnostic) => printer.report(&Report::new(diagnostic.into(), session.sources())),
+    }
+}
+
+async fn count(file: &Path, named: &[String], as_of: Option<i64>, common: &Common) -> ExitCode {
+    let printer = Printer::new(common.diagnostics);
+    let mut session = match open_session(&[file.to_path_buf()], common, true).await {
+        Ok(session) => session,
+        Err(report) => return printer.report(&report),
+    };
+    printer.print(session.warnings(), session.sources());
+    if let Some(as_of) = as_of {
+        session.set_as_of(as_of);
+    }
+    let names = segment_names(&session, file, named);
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let started = std::time::Instant::now();
+    let counts = match session.counts(&names).await {
+        Ok(counts) => counts,
+        Err(report) => return printer.report(&report),
+    };
+    let elapsed = started.elapsed();
+    let width = counts.iter().map(|(name, _)| name.len()).max().unwrap_or(7).max(7);
+    let mut text = format!("{:<width$}  {:>10}\n", "segment", "members");
+    for (name, members) in &counts {
+        text.push_str(&format!("{name:<width$}  {members:>10}\n"));
+    }
+    eprintln!("{} segments counted in {:.3} s", counts.len(), elapsed.as_secs_f64());
+    print_stdout(&text)
+}
+
+fn demo(customers: usize, events_per_customer: usize, seed: u64, out: &Path) -> ExitCode {
+    let options = segql::demo::DemoOptions {
+        customers,
+        seed,
+        events_per_customer,
+    };
+    if let Err(error) = std::fs::create_dir_all(out) {
+        eprintln!("error: cannot create `{}`: {error}", out.display());
+        return ExitCode::from(1);
+    }
+    // Segments first, so the generated catalog lists them.
+    let segments = out.join("segments.seg");
+    if !segments.exists()
+        && let Err(error) = std::fs::write(&segments, DEMO_SEGMENTS)
+    {
+        eprintln!("error: cannot write `{}`: {error}", segments.display());
+        return ExitCode::from(1);
+    }
+    let started = std::time::Instant::now();
+    match segql::demo::generate(&options, out) {
+        Ok(summary) => {
+            for (table, rows) in &summary.tables {
+                eprintln!("{table:>14}: {rows} rows");
+            }
+            eprintln!("wrote {} in {:.1} s", out.display(), started.elapsed().as_secs_f64());
+            eprintln!("try: segql count {}", segments.display());
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(1)
+        }
+    }
+}

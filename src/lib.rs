@@ -1,0 +1,414 @@
+//! SegQL: a customer-segmentation language compiled to DataFusion plans.
+//!
+//! The pipeline is `syntax` (text -> AST) -> `check` (AST + catalog -> typed IR) ->
+//! `plan` (IR -> DataFusion `LogicalPlan`) -> `exec` (plan -> record batches / files).
+//! A [`Session`] ties them together for embedders:
+//!
+//! ```
+//! use segql::{Session, catalog::{Catalog, TableConfig}, check::ir::Type};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), segql::Report> {
+//! // A catalog built in code, with declared columns and no data: enough to check and plan.
+//! let catalog = Catalog::new(
+//!     TableConfig::new("customers", None, "customer_id")
+//!         .with_column("customer_id", Type::Int)
+//!         .with_column("country", Type::String),
+//! )
+//! .with_event(
+//!     TableConfig::new("purchased", None, "customer_id")
+//!         .with_time("ts")
+//!         .with_column("customer_id", Type::Int)
+//!         .with_column("ts", Type::Timestamp)
+//!         .with_column("amount", Type::Float),
+//! );
+//! let mut session = Session::without_data(catalog).await?;
+//! session.add_source("example.seg", "segment big = sum(purchased.amount) > 100 within 30d")?;
+//! let plan = session.plan_segments(&["big"], &[])?;
+//! assert!(plan.display_indent().to_string().contains("purchased"));
+//!
+//! // A typo is a diagnostic, not a panic.
+//! let report = session.add_source("typo.seg", "segment x = contry = \"DE\"").unwrap_err();
+//! assert!(report.to_string().contains("did you mean `country`?"));
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod catalog;
+pub mod check;
+pub mod demo;
+pub mod diagnostic;
+pub mod exec;
+pub mod plan;
+pub mod render;
+pub mod syntax;
+
+use std::path::Path;
+
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::SessionContext;
+
+use catalog::{Catalog, CatalogSchema};
+use check::ir::{CheckedSegment, Program, TypedExpr, ValueKind};
+use diagnostic::{Diagnostic, Diagnostics, SourceMap};
+use plan::{OutputColumn, Planner, Tables};
+use syntax::ast;
+
+/// Diagnostics together with the texts they point into: the error type of the library.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub diagnostics: Diagnostics,
+    pub sources: SourceMap,
+}
+
+impl Report {
+    pub fn new(diagnostics: Diagnostics, sources: &SourceMap) -> Report {
+        Report {
+            diagnostics,
+            sources: sources.clone(),
+        }
+    }
+
+    /// Renders every diagnostic, in colour or not.
+    pub fn render(&self, color: bool) -> String {
+        render::render_all(self.diagnostics.iter(), &self.sources, color)
+    }
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.render(false))
+    }
+}
+
+impl std::error::Error for Report {}
+
+/// A catalog with its tables registered, the segment files added so far, and their
+/// checked program. The embedding API.
+pub struct Session {
+    ctx: SessionContext,
+    catalog: Catalog,
+    schema: CatalogSchema,
+    tables: Tables,
+    sources: SourceMap,
+    files: Vec<(String, ast::File)>,
+    parsed: Vec<ast::File>,
+    program: Program,
+    warnings: Diagnostics,
+    as_of: i64,
+}
+
+impl Session {
+    /// Opens the catalog at `path` and registers its data in a new DataFusion context.
+    pub async fn open(path: &Path) -> Result<Session, Report> {
+        let mut sources = SourceMap::new();
+        let catalog = Catalog::load(path, &mut sources).map_err(|d| Report::new(d, &sources))?;
+        Session::with_context(catalog, SessionContext::new(), sources, true).await
+    }
+
+    /// A session over `catalog`'s data in a new DataFusion context.
+    pub async fn new(catalog: Catalog) -> Result<Session, Report> {
+        Session::with_context(catalog, SessionContext::new(), SourceMap::new(), true).await
+    }
+
+    /// A session that only checks and plans: tables without data need declared columns.
+    pub async fn without_data(catalog: Catalog) -> Result<Session, Report> {
+        Session::with_context(catalog, SessionContext::new(), SourceMap::new(), false).await
+    }
+
+    /// A session registering the catalog's tables in the caller's context.
+    ///
+    /// `sources` holds texts diagnostics may already point into (the catalog file).
+    /// With `require_data`, every table must have readable data.
+    pub async fn with_context(
+        catalog: Catalog,
+        ctx: SessionContext,
+        sources: SourceMap,
+        require_data: bool,
+    ) -> Result<Session, Report> {
+        let schema = catalog
+            .register(&ctx, require_data)
+            .await
+            .map_err(|d| Report::new(d, &sources))?;
+        let all_registered = std::iter::once(&catalog.profiles)
+            .chain(&catalog.events)
+            .all(|t| t.source.as_ref().is_some_and(|p| p.exists()));
+        let tables = if all_registered {
+            Tables::from_context(&ctx, &schema)
+                .await
+                .map_err(|e| Report::new(internal_error(&e.to_string()).into(), &sources))?
+        } else {
+            Tables::from_schema(&schema)
+        };
+        let as_of = catalog.as_of.unwrap_or_else(now_nanos);
+        Ok(Session {
+            ctx,
+            catalog,
+            schema,
+            tables,
+            sources,
+            files: Vec::new(),
+            parsed: Vec::new(),
+            program: Program::default(),
+            warnings: Diagnostics::default(),
+            as_of,
+        })
+    }
+
+    /// Sets the evaluation time (nanoseconds since the epoch, UTC).
+    pub fn set_as_of(&mut self, as_of: i64) {
+        self.as_of = as_of;
+    }
+
+    pub fn as_of(&self) -> i64 {
+        self.as_of
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    pub fn schema(&self) -> &CatalogSchema {
+        &self.schema
+    }
+
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    pub fn sources(&self) -> &SourceMap {
+        &self.sources
+    }
+
+    pub fn program(&self) -> &Program {
+        &self.program
+    }
+
+    pub fn files(&self) -> &[ast::File] {
+        &self.parsed
+    }
+
+    /// Warnings of the last successful compilation.
+    pub fn warnings(&self) -> &Diagnostics {
+        &self.warnings
+    }
+
+    /// Reads a `.seg` file and adds it (see [`Session::add_source`]).
+    pub fn add_file(&mut self, path: &Path) -> Result<&Diagnostics, Report> {
+        let text = read_source(path).map_err(|d| Report::new(d.into(), &self.sources))?;
+        self.add_source(&path.display().to_string(), &text)
+    }
+
+    /// Parses `text`, then checks it together with everything added before. On errors
+    /// nothing is added. Returns the warnings.
+    pub fn add_source(&mut self, name: &str, text: &str) -> Result<&Diagnostics, Report> {
+        self.add_sources(&[(name.to_string(), text.to_string())])
+    }
+
+    /// Adds several `(name, text)` files at once, reporting the errors of all of them.
+    pub fn add_sources(&mut self, texts: &[(String, String)]) -> Result<&Diagnostics, Report> {
+        let mut files = self.files.clone();
+        let mut diagnostics = Diagnostics::default();
+        for (name, text) in texts {
+            let file = self.sources.add(name.as_str(), text.as_str());
+            let (parsed, parse_diagnostics) = syntax::parse_file(text, file);
+            diagnostics.extend(parse_diagnostics);
+            files.push((name.clone(), parsed));
+        }
+        let parsed: Vec<ast::File> = files.iter().map(|(_, f)| f.clone()).collect();
+        let (program, check_diagnostics) = check::check(&parsed, &self.schema);
+        diagnostics.extend(check_diagnostics);
+        if diagnostics.has_errors() {
+            return Err(Report::new(diagnostics, &self.sources));
+        }
+        self.files = files;
+        self.parsed = parsed;
+        self.program = program;
+        self.warnings = diagnostics;
+        Ok(&self.warnings)
+    }
+
+    /// The files added so far, by name.
+    pub fn files_with_paths(&self) -> impl Iterator<Item = (&str, &ast::File)> {
+        self.files.iter().map(|(name, file)| (name.as_str(), file))
+    }
+
+    /// Checks an ad-hoc condition using the session's definitions.
+    pub fn check_condition(&mut self, name: &str, text: &str) -> Result<TypedExpr, Report> {
+        let file = self.sources.add(name, text);
+        let parsed = syntax::parse_expression(text, file).map_err(|d| Report::new(d, &self.sources))?;
+        check::check_expression(&parsed, &self.parsed, &self.schema, &mut self.program)
+            .map_err(|d| Report::new(d, &self.sources))
+    }
+
+    fn planner(&self) -> Planner<'_> {
+        Planner::new(&self.program, &self.schema, &self.tables, self.as_of)
+    }
+
+    /// The segments named (all, in file order, if `names` is empty).
+    pub fn segments(&self, names: &[&str]) -> Result<Vec<&CheckedSegment>, Report> {
+        if names.is_empty() {
+            return Ok(self.program.segments.iter().collect());
+        }
+        let mut found = Vec::new();
+        let mut diagnostics = Diagnostics::default();
+        for name in names {
+            match self.program.segment(name) {
+                Some(segment) => found.push(segment),
+                None => {
+                    let known = self.program.segments.iter().map(|s| s.name.as_str());
+                    let mut diagnostic = Diagnostic::error("E0402", format!("no segment named `{name}`"));
+                    diagnostic = match diagnostic::closest_name(name, known.clone()) {
+                        Some(close) => diagnostic.with_help(format!("did you mean `{close}`?")),
+                        None => diagnostic.with_help(format!("segments are {}", diagnostic::list_names(known, 20))),
+                    };
+                    diagnostics.push(diagnostic);
+                }
+            }
+        }
+        if diagnostics.has_errors() {
+            return Err(Report::new(diagnostics, &self.sources));
+        }
+        Ok(found)
+    }
+
+    /// Resolves `--with` names: profile columns, metrics and stages.
+    pub fn output_columns(&self, names: &[&str]) -> Result<Vec<OutputColumn>, Report> {
+        let mut columns = Vec::new();
+        let mut diagnostics = Diagnostics::default();
+        for name in names {
+            if let Some(value) = self.program.value(name) {
+                columns.push(OutputColumn {
+                    name: name.to_string(),
+                    expr: value.expr.clone(),
+                });
+                continue;
+            }
+            match self.schema.profiles.column(name) {
+                Some(column) if column.ty.is_some() => columns.push(OutputColumn {
+                    name: name.to_string(),
+                    expr: TypedExpr {
+                        kind: check::ir::IrExpr::ProfileColumn(column.name.clone()),
+                        ty: column.ty.clone().unwrap_or(check::ir::Type::Null),
+                        span: diagnostic::Span::new(0, 0, 0),
+                    },
+                }),
+                _ => {
+                    let mut candidates: Vec<&str> = self.schema.profiles.columns.iter().map(|c| c.name.as_str()).collect();
+                    candidates.extend(self.program.values.iter().map(|v| v.name.as_str()));
+                    let mut diagnostic = Diagnostic::error("E0402", format!("`--with {name}`: no profile column, metric or stage of that name"));
+                    diagnostic = match diagnostic::closest_name(name, candidates.iter().copied()) {
+                        Some(close) => diagnostic.with_help(format!("did you mean `{close}`?")),
+                        None => diagnostic.with_help(format!("choose from {}", diagnostic::list_names(candidates, 30))),
+                    };
+                    diagnostics.push(diagnostic);
+                }
+            }
+        }
+        if diagnostics.has_errors() {
+            return Err(Report::new(diagnostics, &self.sources));
+        }
+        Ok(columns)
+    }
+
+    /// The plan listing the members of the named segments (one or several), with `with` columns.
+    pub fn plan_segments(&self, names: &[&str], with: &[&str]) -> Result<LogicalPlan, Report> {
+        let segments = self.segments(names)?;
+        let with = self.output_columns(with)?;
+        let planned = match segments.as_slice() {
+            [] => {
+                return Err(Report::new(
+                    Diagnostic::error("E0402", "there are no segments to run")
+                        .with_help("define one with `segment NAME = CONDITION`")
+                        .into(),
+                    &self.sources,
+                ));
+            }
+            [segment] => self.planner().members(&segment.condition, &with),
+            many => self.planner().members_of_many(many, &with),
+        };
+        planned.map_err(|e| Report::new(internal_error(&e.to_string()).into(), &self.sources))
+    }
+
+    /// The plan listing the profiles matching an ad-hoc condition.
+    pub fn plan_condition(&self, condition: &TypedExpr, with: &[&str]) -> Result<LogicalPlan, Report> {
+        let with = self.output_columns(with)?;
+        self.planner()
+            .members(condition, &with)
+            .map_err(|e| Report::new(internal_error(&e.to_string()).into(), &self.sources))
+    }
+
+    /// The plan counting every named segment's members in one pass.
+    pub fn plan_counts(&self, names: &[&str]) -> Result<LogicalPlan, Report> {
+        let segments = self.segments(names)?;
+        if segments.is_empty() {
+            return Err(Report::new(
+                Diagnostic::error("E0402", "there are no segments to count")
+                    .with_help("define one with `segment NAME = CONDITION`")
+                    .into(),
+                &self.sources,
+            ));
+        }
+        self.planner()
+            .counts(&segments)
+            .map_err(|e| Report::new(internal_error(&e.to_string()).into(), &self.sources))
+    }
+
+    /// The plan computing named metrics, stages and columns for every profile.
+    pub fn plan_values(&self, names: &[&str]) -> Result<LogicalPlan, Report> {
+        let names: Vec<&str> = if names.is_empty() {
+            self.program.values.iter().map(|v| v.name.as_str()).collect()
+        } else {
+            names.to_vec()
+        };
+        let columns = self.output_columns(&names)?;
+        self.planner()
+            .values(&columns)
+            .map_err(|e| Report::new(internal_error(&e.to_string()).into(), &self.sources))
+    }
+
+    /// Names of all metrics and stages.
+    pub fn value_names(&self, kind: ValueKind) -> Vec<&str> {
+        self.program.values.iter().filter(|v| v.kind == kind).map(|v| v.name.as_str()).collect()
+    }
+
+    /// Runs a plan in this session's context.
+    pub async fn execute(&self, plan: LogicalPlan) -> Result<Vec<RecordBatch>, Report> {
+        exec::collect(&self.ctx, plan).await.map_err(|d| Report::new(d.into(), &self.sources))
+    }
+
+    /// Each named segment's size (all segments if `names` is empty), in one pass.
+    pub async fn counts(&self, names: &[&str]) -> Result<Vec<(String, u64)>, Report> {
+        let plan = self.plan_counts(names)?;
+        let batches = self.execute(plan).await?;
+        exec::counts_from_batches(&batches).map_err(|d| Report::new(d.into(), &self.sources))
+    }
+}
+
+/// Reads a source file, with a diagnostic for missing or non-UTF-8 files.
+pub fn read_source(path: &Path) -> Result<String, Diagnostic> {
+    let bytes = std::fs::read(path).map_err(|error| {
+        Diagnostic::error("E0401", format!("cannot read `{}`: {error}", path.display()))
+            .with_help("check the path; segment files usually end in `.seg`")
+    })?;
+    String::from_utf8(bytes).map_err(|error| {
+        Diagnostic::error(
+            "E0401",
+            format!("`{}` is not UTF-8 text (invalid byte at offset {})", path.display(), error.utf8_error().valid_up_to()),
+        )
+        .with_help("save the file as UTF-8")
+    })
+}
+
+/// A DataFusion error on a plan the checker accepted: a bug in SegQL.
+pub fn internal_error(message: &str) -> Diagnostic {
+    Diagnostic::error("E0404", format!("internal error: {}", message.lines().next().unwrap_or(message)))
+        .with_note("the checker accepted this query but DataFusion rejected its plan; this is a bug in SegQL")
+        .with_help("please report it with the query and `segql compile --emit ir`")
+}
+
+/// The current time in nanoseconds since the epoch.
+pub fn now_nanos() -> i64 {
+    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
+}

@@ -1,0 +1,246 @@
+//! Typed expressions -> DataFusion `Expr`.
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{Column, ScalarValue};
+use datafusion::error::Result;
+use datafusion::functions::expr_fn::{
+    abs, asin, btrim, ceil, character_length, contains, cos, date_part, date_trunc, ends_with, floor, radians,
+    round, sin, sqrt, starts_with, upper,
+};
+use datafusion::functions_nested::expr_fn::{array_has, array_has_all, array_has_any, make_array};
+use datafusion::logical_expr::{BinaryExpr, Expr, Operator, binary_expr, cast, lit, when};
+use datafusion::prelude::coalesce;
+
+use super::{PROFILES_ALIAS, measure_alias, measure_column};
+use crate::check::ir::*;
+
+/// Mean Earth radius used by `geo_distance_km`, in km.
+const EARTH_RADIUS_KM: f64 = 6371.0;
+const NANOS_PER_DAY: f64 = 86_400.0 * 1e9;
+
+/// A timestamp literal in the normalized timestamp type.
+pub fn timestamp_literal(ns: i64) -> Expr {
+    lit(ScalarValue::TimestampNanosecond(Some(ns), None))
+}
+
+/// Where column references point.
+#[derive(Clone, Copy)]
+enum Scope<'p> {
+    /// Profile level: columns of `__p`, measures of the joined measure tables.
+    Profile(&'p Program),
+    /// Inside one event table's grouped pass: unqualified event columns.
+    Event,
+}
+
+/// Lowers a profile-level expression.
+pub fn lower_profile(expr: &TypedExpr, as_of: i64, program: &Program) -> Result<Expr> {
+    lower(expr, as_of, Scope::Profile(program))
+}
+
+/// Lowers an event filter.
+pub fn lower_event(expr: &TypedExpr, as_of: i64) -> Result<Expr> {
+    lower(expr, as_of, Scope::Event)
+}
+
+/// Calls `f` on every node of `expr`, parents first.
+pub fn visit(expr: &TypedExpr, f: &mut dyn FnMut(&TypedExpr)) {
+    f(expr);
+    match &expr.kind {
+        IrExpr::Literal(_)
+        | IrExpr::RelativeTime(_)
+        | IrExpr::ProfileColumn(_)
+        | IrExpr::EventColumn(_)
+        | IrExpr::Measure(_) => {}
+        IrExpr::List(items) => items.iter().for_each(|i| visit(i, f)),
+        IrExpr::Not(e) | IrExpr::Negate(e) | IrExpr::IsNull { expr: e, .. } => visit(e, f),
+        IrExpr::Binary { lhs, rhs, .. } => {
+            visit(lhs, f);
+            visit(rhs, f);
+        }
+        IrExpr::Between { expr, low, high } => {
+            visit(expr, f);
+            visit(low, f);
+            visit(high, f);
+        }
+        IrExpr::InList { expr, items, .. } => {
+            visit(expr, f);
+            items.iter().for_each(|i| visit(i, f));
+        }
+        IrExpr::InArray { expr, array, .. } => {
+            visit(expr, f);
+            visit(array, f);
+        }
+        IrExpr::Has { array, items, .. } => {
+            visit(array, f);
+            items.iter().for_each(|i| visit(i, f));
+        }
+        IrExpr::StringTest { expr, pattern, .. } => {
+            visit(expr, f);
+            visit(pattern, f);
+        }
+        IrExpr::Function { args, .. } => args.iter().for_each(|a| visit(a, f)),
+        IrExpr::Stage { arms } => arms.iter().for_each(|(_, c)| visit(c, f)),
+    }
+}
+
+fn value_literal(value: &Value) -> Expr {
+    match value {
+        Value::Null => lit(ScalarValue::Null),
+        Value::Bool(b) => lit(*b),
+        Value::Int(i) => lit(*i),
+        Value::Float(x) => lit(*x),
+        Value::String(s) => lit(s.as_str()),
+        Value::Timestamp(ns) => timestamp_literal(*ns),
+        Value::Duration(ns) => lit(ScalarValue::DurationNanosecond(Some(*ns))),
+    }
+}
+
+fn lower(expr: &TypedExpr, as_of: i64, scope: Scope<'_>) -> Result<Expr> {
+    let recurse = |e: &TypedExpr| lower(e, as_of, scope);
+    Ok(match &expr.kind {
+        IrExpr::Literal(value) => value_literal(value),
+        IrExpr::RelativeTime(offset) => timestamp_literal(as_of.saturating_add(*offset)),
+        IrExpr::ProfileColumn(name) => Expr::Column(Column::new(Some(PROFILES_ALIAS), name.as_str())),
+        IrExpr::EventColumn(name) => Expr::Column(Column::from_name(name.as_str())),
+        IrExpr::Measure(id) => {
+            let Scope::Profile(program) = scope else {
+                return Err(datafusion::error::DataFusionError::Internal(
+                    "a measure inside an event filter".into(),
+                ));
+            };
+            let measure = &program.measures[*id];
+            let column = Expr::Column(Column::new(Some(measure_alias(&measure.event)), measure_column(*id)));
+            match measure.aggregate {
+                // Profiles without events have no row in the measure table: zero, not null.
+                Aggregate::Exists => coalesce(vec![column, lit(0i64)]).gt(lit(0i64)),
+                Aggregate::Count | Aggregate::CountValues | Aggregate::CountDistinct => {
+                    coalesce(vec![column, lit(0i64)])
+                }
+                Aggregate::Sum if measure.ty == Type::Int => coalesce(vec![column, lit(0i64)]),
+                Aggregate::Sum => coalesce(vec![column, lit(0.0f64)]),
+                _ => column,
+            }
+        }
+        IrExpr::List(items) => make_array(items.iter().map(recurse).collect::<Result<Vec<_>>>()?),
+        IrExpr::Not(inner) => Expr::Not(Box::new(recurse(inner)?)),
+        IrExpr::Negate(inner) => Expr::Negative(Box::new(recurse(inner)?)),
+        IrExpr::Binary { op, lhs, rhs } => {
+            let (l, r) = (recurse(lhs)?, recurse(rhs)?);
+            let operator = match op {
+                BinaryOp::Or => Operator::Or,
+                BinaryOp::And => Operator::And,
+                BinaryOp::Eq => Operator::Eq,
+                BinaryOp::NotEq => Operator::NotEq,
+                BinaryOp::Lt => Operator::Lt,
+                BinaryOp::LtEq => Operator::LtEq,
+                BinaryOp::Gt => Operator::Gt,
+                BinaryOp::GtEq => Operator::GtEq,
+                BinaryOp::Add => Operator::Plus,
+                BinaryOp::Sub => Operator::Minus,
+                BinaryOp::Mul => Operator::Multiply,
+                // `/` always divides as floats.
+                BinaryOp::Div => {
+                    return Ok(binary_expr(
+                        cast(l, DataType::Float64),
+                        Operator::Divide,
+                        cast(r, DataType::Float64),
+                    ));
+                }
+                BinaryOp::Rem => Operator::Modulo,
+            };
+            if *op == BinaryOp::Sub && lhs.ty == Type::Timestamp && rhs.ty == Type::Timestamp {
+                // timestamp - timestamp: a duration in nanoseconds.
+                let nanos = binary_expr(cast(l, DataType::Int64), Operator::Minus, cast(r, DataType::Int64));
+                return Ok(cast(nanos, DataType::Duration(datafusion::arrow::datatypes::TimeUnit::Nanosecond)));
+            }
+            Expr::BinaryExpr(BinaryExpr::new(Box::new(l), operator, Box::new(r)))
+        }
+        IrExpr::Between { expr, low, high } => recurse(expr)?.between(recurse(low)?, recurse(high)?),
+        IrExpr::InList { expr, items, negated } => {
+            let items = items.iter().map(recurse).collect::<Result<Vec<_>>>()?;
+            recurse(expr)?.in_list(items, *negated)
+        }
+        IrExpr::InArray { expr, array, negated } => {
+            let has = array_has(recurse(array)?, recurse(expr)?);
+            if *negated { Expr::Not(Box::new(has)) } else { has }
+        }
+        IrExpr::Has { array, quantifier, items } => {
+            let items = make_array(items.iter().map(recurse).collect::<Result<Vec<_>>>()?);
+            match quantifier {
+                Quantifier::Any => array_has_any(recurse(array)?, items),
+                Quantifier::All => array_has_all(recurse(array)?, items),
+            }
+        }
+        IrExpr::IsNull { expr, negated } => {
+            let inner = recurse(expr)?;
+            if *negated { inner.is_not_null() } else { inner.is_null() }
+        }
+        IrExpr::StringTest { op, expr, pattern } => {
+            let (value, pattern) = (recurse(expr)?, recurse(pattern)?);
+            match op {
+                StringOp::Contains => contains(value, pattern),
+                StringOp::StartsWith => starts_with(value, pattern),
+                StringOp::EndsWith => ends_with(value, pattern),
+                StringOp::Matches => binary_expr(value, Operator::RegexMatch, pattern),
+            }
+        }
+        IrExpr::Function { function, args } => {
+            let args = args.iter().map(recurse).collect::<Result<Vec<_>>>()?;
+            lower_function(*function, args, as_of)?
+        }
+        IrExpr::Stage { arms } => {
+            let Some(((first_label, first_condition), rest)) = arms.split_first() else {
+                return Ok(lit(ScalarValue::Utf8(None)));
+            };
+            let mut case = when(recurse(first_condition)?, lit(first_label.as_str()));
+            for (label, condition) in rest {
+                case = case.when(recurse(condition)?, lit(label.as_str()));
+            }
+            case.otherwise(lit(ScalarValue::Utf8(None)))?
+        }
+    })
+}
+
+fn lower_function(function: Function, mut args: Vec<Expr>, as_of: i64) -> Result<Expr> {
+    let mut arg = |i: usize| std::mem::replace(&mut args[i], lit(ScalarValue::Null));
+    Ok(match function {
+        Function::Lower => datafusion::functions::expr_fn::lower(arg(0)),
+        Function::Upper => upper(arg(0)),
+        Function::Trim => btrim(vec![arg(0)]),
+        Function::Length => cast(character_length(arg(0)), DataType::Int64),
+        Function::Abs => abs(arg(0)),
+        Function::Round => round(vec![arg(0)]),
+        Function::Floor => floor(arg(0)),
+        Function::Ceil => ceil(arg(0)),
+        Function::Coalesce => coalesce(args),
+        Function::DaysSince => {
+            let nanos = binary_expr(
+                lit(as_of),
+                Operator::Minus,
+                cast(arg(0), DataType::Int64),
+            );
+            binary_expr(cast(nanos, DataType::Float64), Operator::Divide, lit(NANOS_PER_DAY))
+        }
+        Function::DateTrunc => date_trunc(arg(0), arg(1)),
+        Function::Year => cast(date_part(lit("year"), arg(0)), DataType::Int64),
+        Function::Month => cast(date_part(lit("month"), arg(0)), DataType::Int64),
+        Function::DayOfWeek => cast(date_part(lit("dow"), arg(0)), DataType::Int64),
+        Function::GeoDistanceKm => {
+            // Haversine: 2R asin(sqrt(sin²(Δφ/2) + cos φ1 cos φ2 sin²(Δλ/2))).
+            let as_float = |e: Expr| cast(e, DataType::Float64);
+            let (lat1, lon1, lat2, lon2) = (
+                radians(as_float(arg(0))),
+                radians(as_float(arg(1))),
+                radians(as_float(arg(2))),
+                radians(as_float(arg(3))),
+            );
+            let half_sin_squared = |a: Expr, b: Expr| {
+                let s = sin((a - b) / lit(2.0));
+                s.clone() * s
+            };
+            let h = half_sin_squared(lat2.clone(), lat1.clone())
+                + cos(lat1) * cos(lat2) * half_sin_squared(lon2, lon1);
+            lit(2.0 * EARTH_RADIUS_KM) * asin(sqrt(h))
+        }
+    })
+}

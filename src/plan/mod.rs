@@ -1,0 +1,423 @@
+//! Typed IR -> DataFusion `LogicalPlan`, built with `LogicalPlanBuilder` (never SQL text).
+//! The only place DataFusion expressions are built.
+//!
+//! Shape of every plan:
+//!
+//! ```text
+//! profiles (needed columns, normalized types) AS __p
+//!   LEFT JOIN (one grouped pass per event table: every measure as a FILTER-ed aggregate) AS __m_<event>
+//!   LEFT JOIN ...
+//! -> filter / project / aggregate, depending on the request
+//! ```
+
+mod expr;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use datafusion::common::Column;
+use datafusion::datasource::provider_as_source;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::{
+    Expr, ExprFunctionExt, JoinType, LogicalPlan, LogicalPlanBuilder, LogicalTableSource, TableSource, cast, col,
+    lit, when,
+};
+use datafusion::functions_aggregate::expr_fn::{avg, count, first_value, max, min, sum};
+use datafusion::prelude::SessionContext;
+
+use crate::catalog::{CatalogSchema, TableSchema};
+use crate::check::ir::*;
+pub use expr::{timestamp_literal, visit};
+
+/// The alias of the profile table in every plan.
+pub const PROFILES_ALIAS: &str = "__p";
+/// The output column naming the segment when several are returned.
+pub const SEGMENT_COLUMN: &str = "segment";
+
+/// The tables a plan reads, by catalog name.
+#[derive(Clone)]
+pub struct Tables {
+    sources: HashMap<String, Arc<dyn TableSource>>,
+}
+
+impl Tables {
+    /// The registered tables of `ctx` (see [`crate::catalog::Catalog::register`]).
+    pub async fn from_context(ctx: &SessionContext, catalog: &CatalogSchema) -> Result<Tables> {
+        let mut sources = HashMap::new();
+        for table in std::iter::once(&catalog.profiles).chain(&catalog.events) {
+            let provider = ctx.table_provider(table.name.as_str()).await?;
+            sources.insert(table.name.clone(), provider_as_source(provider));
+        }
+        Ok(Tables { sources })
+    }
+
+    /// Tables with the catalog's column types and no data: enough to build and show a plan.
+    pub fn from_schema(catalog: &CatalogSchema) -> Tables {
+        let mut sources: HashMap<String, Arc<dyn TableSource>> = HashMap::new();
+        for table in std::iter::once(&catalog.profiles).chain(&catalog.events) {
+            let fields: Vec<Field> = table
+                .columns
+                .iter()
+                .map(|c| Field::new(&c.name, c.ty.as_ref().map(arrow_type).unwrap_or(DataType::Null), true))
+                .collect();
+            let schema = Arc::new(Schema::new(fields));
+            sources.insert(table.name.clone(), Arc::new(LogicalTableSource::new(schema)));
+        }
+        Tables { sources }
+    }
+
+    fn get(&self, name: &str) -> Result<Arc<dyn TableSource>> {
+        self.sources
+            .get(name)
+            .cloned()
+            .ok_or_else(|| DataFusionError::Plan(format!("table `{name}` is not registered")))
+    }
+}
+
+/// The Arrow type every column of a language type is normalized to.
+pub fn arrow_type(ty: &Type) -> DataType {
+    match ty {
+        Type::Bool => DataType::Boolean,
+        Type::Int => DataType::Int64,
+        Type::Float => DataType::Float64,
+        Type::String => DataType::Utf8,
+        Type::Timestamp => DataType::Timestamp(TimeUnit::Nanosecond, None),
+        Type::Duration => DataType::Duration(TimeUnit::Nanosecond),
+        Type::List(item) => DataType::List(Arc::new(Field::new_list_field(arrow_type(item), true))),
+        Type::Null | Type::Error => DataType::Null,
+    }
+}
+
+/// A profile-level output column: a profile column, a metric or a stage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputColumn {
+    pub name: String,
+    pub expr: TypedExpr,
+}
+
+/// Builds plans for one checked program at one evaluation time.
+pub struct Planner<'a> {
+    program: &'a Program,
+    catalog: &'a CatalogSchema,
+    tables: &'a Tables,
+    /// Evaluation time, nanoseconds since the epoch.
+    as_of: i64,
+}
+
+impl<'a> Planner<'a> {
+    pub fn new(program: &'a Program, catalog: &'a CatalogSchema, tables: &'a Tables, as_of: i64) -> Planner<'a> {
+        Planner {
+            program,
+            catalog,
+            tables,
+            as_of,
+        }
+    }
+
+    /// Members of one segment (or any condition): the profile key and `with` columns, sorted by key.
+    pub fn members(&self, condition: &TypedExpr, with: &[OutputColumn]) -> Result<LogicalPlan> {
+        let mut exprs: Vec<&TypedExpr> = vec![condition];
+        exprs.extend(with.iter().map(|w| &w.expr));
+        let builder = self.profiles_with_measures(&exprs)?;
+        let key = self.key_column();
+        let mut projection = vec![key.clone().alias(self.catalog.profiles.key.as_str())];
+        for column in with {
+            projection.push(self.lower(&column.expr)?.alias(column.name.as_str()));
+        }
+        builder
+            .filter(self.lower(condition)?)?
+            .project(projection)?
+            .sort(vec![col(Column::from_name(self.catalog.profiles.key.as_str())).sort(true, false)])?
+            .build()
+    }
+
+    /// Members of several segments in one pass: a `segment` column, the key and `with`
+    /// columns, sorted by segment name and key.
+    pub fn members_of_many(&self, segments: &[&CheckedSegment], with: &[OutputColumn]) -> Result<LogicalPlan> {
+        let mut exprs: Vec<&TypedExpr> = segments.iter().map(|s| &s.condition).collect();
+        exprs.extend(with.iter().map(|w| &w.expr));
+        let key_name = self.catalog.profiles.key.as_str();
+        let base = self.profiles_with_measures(&exprs)?;
+        let mut projection = vec![self.key_column().alias(key_name)];
+        for column in with {
+            projection.push(self.lower(&column.expr)?.alias(column.name.as_str()));
+        }
+        for (i, segment) in segments.iter().enumerate() {
+            projection.push(self.lower(&segment.condition)?.alias(format!("__in{i}")));
+        }
+        let base = base.project(projection)?.build()?;
+        let names: Vec<Vec<Expr>> = segments.iter().map(|s| vec![lit(s.name.as_str())]).collect();
+        let values = LogicalPlanBuilder::values(names)?
+            .project(vec![col("column1").alias(SEGMENT_COLUMN)])?
+            .build()?;
+        let mut case = when(col(SEGMENT_COLUMN).eq(lit(segments[0].name.as_str())), col("__in0"));
+        for (i, segment) in segments.iter().enumerate().skip(1) {
+            case = case.when(col(SEGMENT_COLUMN).eq(lit(segment.name.as_str())), col(format!("__in{i}")));
+        }
+        let mut output = vec![col(SEGMENT_COLUMN), col(Column::from_name(key_name))];
+        output.extend(with.iter().map(|w| col(Column::from_name(w.name.as_str()))));
+        LogicalPlanBuilder::from(values)
+            .cross_join(base)?
+            .filter(case.end()?)?
+            .project(output)?
+            .sort(vec![
+                col(SEGMENT_COLUMN).sort(true, false),
+                col(Column::from_name(key_name)).sort(true, false),
+            ])?
+            .build()
+    }
+
+    /// The size of every segment, computed in one pass: one row, one column per segment
+    /// (named after it), plus `__profiles`, the number of profiles.
+    pub fn counts(&self, segments: &[&CheckedSegment]) -> Result<LogicalPlan> {
+        let exprs: Vec<&TypedExpr> = segments.iter().map(|s| &s.condition).collect();
+        let base = self.profiles_with_measures(&exprs)?;
+        let mut aggregates = vec![count(lit(1)).alias("__profiles")];
+        for segment in segments {
+            aggregates.push(
+                count(lit(1))
+                    .filter(self.lower(&segment.condition)?)
+                    .build()?
+                    .alias(segment.name.as_str()),
+            );
+        }
+        base.aggregate(Vec::<Expr>::new(), aggregates)?.build()
+    }
+
+    /// Every profile with the given values (metrics, stages, columns), sorted by key.
+    pub fn values(&self, columns: &[OutputColumn]) -> Result<LogicalPlan> {
+        let exprs: Vec<&TypedExpr> = columns.iter().map(|c| &c.expr).collect();
+        let key_name = self.catalog.profiles.key.as_str();
+        let mut projection = vec![self.key_column().alias(key_name)];
+        for column in columns {
+            projection.push(self.lower(&column.expr)?.alias(column.name.as_str()));
+        }
+        self.profiles_with_measures(&exprs)?
+            .project(projection)?
+            .sort(vec![col(Column::from_name(key_name)).sort(true, false)])?
+            .build()
+    }
+
+    fn key_column(&self) -> Expr {
+        Expr::Column(Column::new(Some(PROFILES_ALIAS), self.catalog.profiles.key.as_str()))
+    }
+
+    fn lower(&self, expr: &TypedExpr) -> Result<Expr> {
+        expr::lower_profile(expr, self.as_of, self.program)
+    }
+
+    /// The profiles, left-joined with one measure table per event table the expressions use.
+    fn profiles_with_measures(&self, exprs: &[&TypedExpr]) -> Result<LogicalPlanBuilder> {
+        let mut profile_columns = BTreeSet::new();
+        let mut measures = BTreeSet::new();
+        for expr in exprs {
+            collect_uses(expr, &mut profile_columns, &mut measures);
+        }
+        let profiles = &self.catalog.profiles;
+        profile_columns.insert(profiles.key.clone());
+        let mut builder = self.normalized_scan(profiles, &profile_columns, None)?.alias(PROFILES_ALIAS)?;
+
+        let mut by_event: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for id in measures {
+            by_event.entry(self.program.measures[id].event.as_str()).or_default().push(id);
+        }
+        let profile_key_type = profiles
+            .column(&profiles.key)
+            .and_then(|c| c.ty.clone())
+            .unwrap_or(Type::Int);
+        for (event, ids) in by_event {
+            let alias = measure_alias(event);
+            let measures_plan = self.measure_pass(event, &ids, &profile_key_type)?;
+            builder = builder.join(
+                measures_plan,
+                JoinType::Left,
+                (
+                    vec![Column::new(Some(PROFILES_ALIAS), profiles.key.as_str())],
+                    vec![Column::new(Some(alias.as_str()), "__key")],
+                ),
+                None,
+            )?;
+        }
+        Ok(builder)
+    }
+
+    /// Scans `table`, keeping `columns` (and the time column) with normalized types.
+    fn normalized_scan(
+        &self,
+        table: &TableSchema,
+        columns: &BTreeSet<String>,
+        key_type: Option<&Type>,
+    ) -> Result<LogicalPlanBuilder> {
+        let source = self.tables.get(&table.name)?;
+        let source_schema = source.schema();
+        let mut projection = Vec::new();
+        for name in columns {
+            let language = if key_type.is_some() && *name == table.key {
+                key_type.cloned()
+            } else {
+                table.column(name).and_then(|c| c.ty.clone())
+            };
+            let column = col(Column::new(Some(table.name.as_str()), name.as_str()));
+            let source_type = source_schema.field_with_name(name).map(|f| f.data_type().clone()).ok();
+            let expr = match (language, source_type) {
+                (Some(language), Some(source_type)) if needs_cast(&source_type, &language) => {
+                    cast(column, arrow_type(&language))
+                }
+                _ => column,
+            };
+            projection.push(expr.alias(name.as_str()));
+        }
+        LogicalPlanBuilder::scan(table.name.as_str(), source, None)?.project(projection)
+    }
+
+    /// One grouped pass over an event table computing the given measures per key.
+    fn measure_pass(&self, event: &str, ids: &[usize], profile_key_type: &Type) -> Result<LogicalPlan> {
+        let table = self
+            .catalog
+            .event(event)
+            .ok_or_else(|| DataFusionError::Plan(format!("unknown event table `{event}`")))?;
+        let time_name = table.time.clone().unwrap_or_default();
+        let mut columns = BTreeSet::from([table.key.clone(), time_name.clone()]);
+        for &id in ids {
+            let measure = &self.program.measures[id];
+            if let Some(column) = &measure.column {
+                columns.insert(column.clone());
+            }
+            if let Some(filter) = &measure.filter {
+                collect_event_columns(filter, &mut columns);
+            }
+        }
+        let time = col(Column::from_name(time_name.as_str()));
+        let as_of = timestamp_literal(self.as_of);
+        // Events after `now` never count; the earliest window start bounds the scan too,
+        // so Parquet row groups outside every window are skipped.
+        let mut scan_filter = time.clone().lt_eq(as_of);
+        let starts: Vec<Option<i64>> = ids
+            .iter()
+            .map(|&id| self.program.measures[id].window.start.map(|s| s.resolve(self.as_of)))
+            .collect();
+        if let Some(earliest) = starts.iter().copied().collect::<Option<Vec<i64>>>().and_then(|s| s.into_iter().min()) {
+            scan_filter = scan_filter.and(time.clone().gt_eq(timestamp_literal(earliest)));
+        }
+        let mut aggregates = Vec::new();
+        for &id in ids {
+            aggregates.push(self.measure_aggregate(id, &time)?.alias(measure_column(id)));
+        }
+        let key = col(Column::from_name(table.key.as_str())).alias("__key");
+        let mut scan = self.normalized_scan(table, &columns, Some(profile_key_type))?;
+        let tie_breaks: BTreeSet<&String> = ids
+            .iter()
+            .map(|&id| &self.program.measures[id])
+            .filter(|m| matches!(m.aggregate, Aggregate::First | Aggregate::Last))
+            .filter_map(|m| m.column.as_ref())
+            .collect();
+        if !tie_breaks.is_empty() {
+            // DataFusion's first_value drops an ORDER BY expression equal to its argument
+            // (and then fails), so ties are broken on a copy of the column.
+            let mut projection: Vec<Expr> = columns.iter().map(|c| col(Column::from_name(c.as_str()))).collect();
+            projection.extend(
+                tie_breaks
+                    .iter()
+                    .map(|c| col(Column::from_name(c.as_str())).alias(tie_break_column(c))),
+            );
+            scan = scan.project(projection)?;
+        }
+        scan.filter(scan_filter)?
+            .aggregate(vec![key], aggregates)?
+            .alias(measure_alias(event))?
+            .build()
+    }
+
+    fn measure_aggregate(&self, id: usize, time: &Expr) -> Result<Expr> {
+        let measure = &self.program.measures[id];
+        let mut conditions = Vec::new();
+        if let Some(filter) = &measure.filter {
+            conditions.push(expr::lower_event(filter, self.as_of)?);
+        }
+        if let Some(start) = measure.window.start {
+            conditions.push(time.clone().gt_eq(timestamp_literal(start.resolve(self.as_of))));
+        }
+        if let Some(end) = measure.window.end {
+            conditions.push(time.clone().lt(timestamp_literal(end.resolve(self.as_of))));
+        }
+        let condition = conditions.into_iter().reduce(Expr::and);
+        let column_name = measure.column.clone().unwrap_or_default();
+        let value = || col(Column::from_name(column_name.as_str()));
+        let tie_break = || col(Column::from_name(tie_break_column(&column_name)));
+        let aggregate = match measure.aggregate {
+            Aggregate::Exists | Aggregate::Count => count(lit(1)),
+            Aggregate::CountValues => count(value()),
+            Aggregate::CountDistinct => {
+                return with_filter(count(value()).distinct(), condition);
+            }
+            Aggregate::Sum => sum(value()),
+            Aggregate::Avg => avg(value()),
+            Aggregate::Min => min(value()),
+            Aggregate::Max => max(value()),
+            // The value at the earliest event; ties on time go to the smallest value.
+            Aggregate::First => first_value(value(), vec![time.clone().sort(true, false), tie_break().sort(true, false)]),
+            // The value at the latest event; ties on time go to the largest value.
+            Aggregate::Last => first_value(value(), vec![time.clone().sort(false, false), tie_break().sort(false, false)]),
+        };
+        match condition {
+            Some(condition) => aggregate.filter(condition).build(),
+            None => Ok(aggregate),
+        }
+    }
+}
+
+fn with_filter(builder: datafusion::logical_expr::expr_fn::ExprFuncBuilder, condition: Option<Expr>) -> Result<Expr> {
+    match condition {
+        Some(condition) => builder.filter(condition).build(),
+        None => builder.build(),
+    }
+}
+
+/// Whether a source column must be cast to be used as `language`.
+fn needs_cast(source: &DataType, language: &Type) -> bool {
+    match language {
+        // Strings of any encoding compare with each other; dictionaries are decoded.
+        Type::String => !matches!(source, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View),
+        // Lists are used as they are.
+        Type::List(_) => !matches!(
+            source,
+            DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..) | DataType::ListView(_)
+        ),
+        other => *source != arrow_type(other),
+    }
+}
+
+fn tie_break_column(column: &str) -> String {
+    format!("__order_{column}")
+}
+
+pub fn measure_alias(event: &str) -> String {
+    format!("__m_{event}")
+}
+
+pub fn measure_column(id: usize) -> String {
+    format!("m{id}")
+}
+
+/// The profile columns and measures an expression reads.
+fn collect_uses(expr: &TypedExpr, columns: &mut BTreeSet<String>, measures: &mut BTreeSet<usize>) {
+    expr::visit(expr, &mut |e| match &e.kind {
+        IrExpr::ProfileColumn(name) => {
+            columns.insert(name.clone());
+        }
+        IrExpr::Measure(id) => {
+            measures.insert(*id);
+        }
+        _ => {}
+    });
+}
+
+fn collect_event_columns(expr: &TypedExpr, columns: &mut BTreeSet<String>) {
+    expr::visit(expr, &mut |e| {
+        if let IrExpr::EventColumn(name) = &e.kind {
+            columns.insert(name.clone());
+        }
+    });
+}
+

@@ -1,0 +1,737 @@
+//! pest pairs -> AST. The only code that sees pest types.
+
+use pest::Parser as _;
+use pest::iterators::Pair;
+
+use super::ast::*;
+use super::errors::syntax_error;
+use crate::diagnostic::{Diagnostic, Diagnostics, FileId, Span};
+
+#[derive(pest_derive::Parser)]
+#[grammar = "grammar/segql.pest"]
+struct SegqlParser;
+
+/// Deeper expressions are rejected with E0003 so no later stage can overflow the stack.
+pub const MAX_NESTING: usize = 200;
+
+/// Parses a whole `.seg` file. On syntax errors, every declaration is still parsed on its
+/// own so that all errors of the file are reported at once; declarations that parse are kept.
+pub fn parse_file(text: &str, file: FileId) -> (File, Diagnostics) {
+    if let Some(diagnostic) = check_nesting(text, file, 0) {
+        return (
+            File {
+                declarations: Vec::new(),
+            },
+            diagnostic.into(),
+        );
+    }
+    match SegqlParser::parse(Rule::file, text) {
+        Ok(mut pairs) => {
+            let mut builder = Builder::new(file, 0);
+            let declarations = pairs
+                .next()
+                .map(|file_pair| {
+                    file_pair
+                        .into_inner()
+                        .filter(|p| p.as_rule() != Rule::EOI)
+                        .map(|p| builder.declaration(p))
+                        .collect()
+                })
+                .unwrap_or_default();
+            (File { declarations }, builder.diagnostics)
+        }
+        Err(_) => parse_declarations_separately(text, file),
+    }
+}
+
+/// Parses one expression (a REPL line, an embedder's ad-hoc audience).
+pub fn parse_expression(text: &str, file: FileId) -> Result<Expr, Diagnostics> {
+    if let Some(diagnostic) = check_nesting(text, file, 0) {
+        return Err(diagnostic.into());
+    }
+    match SegqlParser::parse(Rule::expression_input, text) {
+        Ok(mut pairs) => {
+            let mut builder = Builder::new(file, 0);
+            let expr = pairs
+                .next()
+                .and_then(|input| input.into_inner().next())
+                .map(|pair| builder.expr(pair));
+            match expr {
+                Some(expr) if builder.diagnostics.is_empty() => Ok(expr),
+                _ => Err(builder.diagnostics),
+            }
+        }
+        Err(error) => Err(syntax_error(&error, text, file, 0).into()),
+    }
+}
+
+fn parse_declarations_separately(text: &str, file: FileId) -> (File, Diagnostics) {
+    let mut declarations = Vec::new();
+    let mut diagnostics = Diagnostics::default();
+    let starts = declaration_starts(text);
+    if starts.first() != Some(&0) && text[..starts.first().copied().unwrap_or(text.len())].trim() != "" {
+        // Text before the first declaration keyword: report it through the whole-file parse.
+        let end = starts.first().copied().unwrap_or(text.len());
+        if let Err(error) = SegqlParser::parse(Rule::file, &text[..end]) {
+            diagnostics.push(syntax_error(&error, &text[..end], file, 0));
+        }
+    }
+    for (i, &start) in starts.iter().enumerate() {
+        let end = starts.get(i + 1).copied().unwrap_or(text.len());
+        let chunk = &text[start..end];
+        match SegqlParser::parse(Rule::declaration_input, chunk) {
+            Ok(mut pairs) => {
+                let mut builder = Builder::new(file, start);
+                if let Some(declaration) = pairs.next().and_then(|p| p.into_inner().next()) {
+                    declarations.push(builder.declaration(declaration));
+                }
+                diagnostics.extend(builder.diagnostics);
+            }
+            Err(error) => diagnostics.push(syntax_error(&error, chunk, file, start)),
+        }
+    }
+    (File { declarations }, diagnostics)
+}
+
+/// Byte offsets of lines that begin with a declaration keyword.
+fn declaration_starts(text: &str) -> Vec<usize> {
+    let mut starts = Vec::new();
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        let starts_declaration = ["segment", "metric", "stage"].iter().any(|keyword| {
+            trimmed.starts_with(keyword)
+                && trimmed[keyword.len()..]
+                    .chars()
+                    .next()
+                    .is_some_and(char::is_whitespace)
+        });
+        if starts_declaration {
+            starts.push(offset + indent);
+        }
+        offset += line.len();
+    }
+    starts
+}
+
+/// Rejects bracket nesting deeper than [`MAX_NESTING`] before pest recurses into it.
+fn check_nesting(text: &str, file: FileId, offset: usize) -> Option<Diagnostic> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut in_comment = false;
+    let mut escaped = false;
+    for (i, c) in text.char_indices() {
+        if in_comment {
+            in_comment = c != '\n';
+            continue;
+        }
+        if in_string {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' | '\n' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '#' => in_comment = true,
+            '"' => in_string = true,
+            '(' | '[' | '{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Some(too_deep(Span::new(file, offset + i, offset + i + 1)));
+                }
+            }
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
+}
+
+fn too_deep(span: Span) -> Diagnostic {
+    Diagnostic::error("E0003", "expression nested too deeply")
+        .with_label(span, format!("nesting passes {MAX_NESTING} levels here"))
+        .with_help("split the expression into metrics or segments and refer to them by name")
+}
+
+/// Converts pairs to AST nodes, collecting literal errors as it goes.
+struct Builder {
+    file: FileId,
+    offset: usize,
+    depth: usize,
+    diagnostics: Diagnostics,
+}
+
+impl Builder {
+    fn new(file: FileId, offset: usize) -> Builder {
+        Builder {
+            file,
+            offset,
+            depth: 0,
+            diagnostics: Diagnostics::default(),
+        }
+    }
+
+    fn span(&self, pair: &Pair<Rule>) -> Span {
+        let span = pair.as_span();
+        Span::new(
+            self.file,
+            self.offset + span.start(),
+            self.offset + span.end(),
+        )
+    }
+
+    fn ident(&self, pair: Pair<Rule>) -> Ident {
+        Ident {
+            name: pair.as_str().to_string(),
+            span: self.span(&pair),
+        }
+    }
+
+    fn declaration(&mut self, pair: Pair<Rule>) -> Declaration {
+        let span = self.span(&pair);
+        let rule = pair.as_rule();
+        let mut inner = pair.into_inner().filter(|p| {
+            !matches!(
+                p.as_rule(),
+                Rule::kw_segment
+                    | Rule::kw_metric
+                    | Rule::kw_stage
+                    | Rule::assign
+                    | Rule::open_brace
+                    | Rule::close_brace
+            )
+        });
+        let name = inner
+            .next()
+            .map(|p| self.ident(p))
+            .unwrap_or_else(|| self.missing_ident(span));
+        match rule {
+            Rule::segment_decl => {
+                let mut description = None;
+                let mut expr = None;
+                for part in inner {
+                    match part.as_rule() {
+                        Rule::string => description = Some(self.string(part)),
+                        _ => expr = Some(self.expr(part)),
+                    }
+                }
+                Declaration::Segment(SegmentDecl {
+                    name,
+                    description,
+                    expr: expr.unwrap_or_else(|| self.null_expr(span)),
+                    span,
+                })
+            }
+            Rule::metric_decl => {
+                let expr = inner
+                    .next()
+                    .map(|p| self.expr(p))
+                    .unwrap_or_else(|| self.null_expr(span));
+                Declaration::Metric(MetricDecl { name, expr, span })
+            }
+            _ => {
+                let arms = inner
+                    .map(|arm| {
+                        let arm_span = self.span(&arm);
+                        let mut parts = arm.into_inner().filter(|p| p.as_rule() != Rule::assign);
+                        let label = parts
+                            .next()
+                            .map(|p| self.ident(p))
+                            .unwrap_or_else(|| self.missing_ident(arm_span));
+                        let expr = parts
+                            .next()
+                            .map(|p| self.expr(p))
+                            .unwrap_or_else(|| self.null_expr(arm_span));
+                        StageArm { label, expr }
+                    })
+                    .collect();
+                Declaration::Stage(StageDecl { name, arms, span })
+            }
+        }
+    }
+
+    fn missing_ident(&self, span: Span) -> Ident {
+        Ident {
+            name: String::new(),
+            span,
+        }
+    }
+
+    fn null_expr(&self, span: Span) -> Expr {
+        Expr {
+            kind: ExprKind::Literal(Literal::Null),
+            span,
+        }
+    }
+
+    /// Builds any expression-level pair.
+    fn expr(&mut self, pair: Pair<Rule>) -> Expr {
+        self.depth += 1;
+        let expr = if self.depth > MAX_NESTING {
+            let span = self.span(&pair);
+            if !self.diagnostics.iter().any(|d| d.code == "E0003") {
+                self.diagnostics.push(too_deep(span));
+            }
+            self.null_expr(span)
+        } else {
+            self.expr_inner(pair)
+        };
+        self.depth -= 1;
+        expr
+    }
+
+    fn expr_inner(&mut self, pair: Pair<Rule>) -> Expr {
+        let span = self.span(&pair);
+        match pair.as_rule() {
+            Rule::expr => {
+                let mut inner = pair.into_inner();
+                let Some(first) = inner.next() else {
+                    return self.null_expr(span);
+                };
+                let mut expr = self.expr(first);
+                for window in inner {
+                    let window_span = self.span(&window);
+                    let window = self.window(window);
+                    expr = Expr {
+                        span: expr.span.to(window_span),
+                        kind: ExprKind::Window {
+                            expr: Box::new(expr),
+                            window,
+                        },
+                    };
+                }
+                expr
+            }
+            Rule::or_expr | Rule::and_expr => self.left_chain(pair),
+            Rule::additive | Rule::multiplicative => self.left_chain(pair),
+            Rule::not_expr => {
+                let mut nots = Vec::new();
+                let mut operand = None;
+                for part in pair.into_inner() {
+                    match part.as_rule() {
+                        Rule::kw_not => nots.push(self.span(&part)),
+                        _ => operand = Some(self.expr(part)),
+                    }
+                }
+                let mut expr = operand.unwrap_or_else(|| self.null_expr(span));
+                for not_span in nots.into_iter().rev() {
+                    expr = Expr {
+                        span: not_span.to(expr.span),
+                        kind: ExprKind::Not(Box::new(expr)),
+                    };
+                }
+                expr
+            }
+            Rule::comparison => self.comparison(pair),
+            Rule::unary => {
+                let mut negations = Vec::new();
+                let mut operand = None;
+                for part in pair.into_inner() {
+                    match part.as_rule() {
+                        Rule::negate => negations.push(self.span(&part)),
+                        _ => operand = Some(self.expr(part)),
+                    }
+                }
+                let mut expr = operand.unwrap_or_else(|| self.null_expr(span));
+                for negate_span in negations.into_iter().rev() {
+                    expr = Expr {
+                        span: negate_span.to(expr.span),
+                        kind: ExprKind::Negate(Box::new(expr)),
+                    };
+                }
+                expr
+            }
+            Rule::postfix => {
+                let mut inner = pair.into_inner();
+                let base = match inner.next() {
+                    Some(p) => self.expr(p),
+                    None => return self.null_expr(span),
+                };
+                match inner.next().and_then(|member| member.into_inner().next()) {
+                    Some(column) => Expr {
+                        kind: ExprKind::Member {
+                            base: Box::new(base),
+                            column: self.ident(column),
+                        },
+                        span,
+                    },
+                    None => base,
+                }
+            }
+            Rule::paren => match pair.into_inner().next() {
+                Some(inner) => {
+                    let mut expr = self.expr(inner);
+                    expr.span = span;
+                    expr
+                }
+                None => self.null_expr(span),
+            },
+            Rule::list => {
+                let items = pair
+                    .into_inner()
+                    .filter(|p| p.as_rule() == Rule::expr)
+                    .map(|p| self.expr(p))
+                    .collect();
+                Expr {
+                    kind: ExprKind::List(items),
+                    span,
+                }
+            }
+            Rule::call => {
+                let mut inner = pair.into_inner();
+                let function = match inner.next() {
+                    Some(p) => self.ident(p),
+                    None => return self.null_expr(span),
+                };
+                let args = inner
+                    .filter(|p| p.as_rule() == Rule::argument)
+                    .map(|argument| {
+                        let mut distinct = None;
+                        let mut expr = None;
+                        for part in argument.into_inner() {
+                            match part.as_rule() {
+                                Rule::kw_distinct => distinct = Some(self.span(&part)),
+                                _ => expr = Some(self.expr(part)),
+                            }
+                        }
+                        Argument {
+                            distinct,
+                            expr: expr.unwrap_or_else(|| self.null_expr(span)),
+                        }
+                    })
+                    .collect();
+                Expr {
+                    kind: ExprKind::Call { function, args },
+                    span,
+                }
+            }
+            Rule::in_segment => {
+                let name = pair
+                    .into_inner()
+                    .find(|p| p.as_rule() == Rule::ident)
+                    .map(|p| self.ident(p))
+                    .unwrap_or_else(|| self.missing_ident(span));
+                Expr {
+                    kind: ExprKind::InSegment(name),
+                    span,
+                }
+            }
+            Rule::ident => Expr {
+                kind: ExprKind::Name(self.ident(pair)),
+                span,
+            },
+            Rule::kw_now => Expr {
+                kind: ExprKind::Now,
+                span,
+            },
+            Rule::ago => {
+                let duration = pair
+                    .into_inner()
+                    .find(|p| p.as_rule() == Rule::duration)
+                    .map(|p| self.duration(p))
+                    .unwrap_or(Duration {
+                        amount: 0,
+                        unit: DurationUnit::Day,
+                    });
+                Expr {
+                    kind: ExprKind::Ago(duration),
+                    span,
+                }
+            }
+            _ => {
+                let literal = self.literal(pair);
+                Expr {
+                    kind: ExprKind::Literal(literal),
+                    span,
+                }
+            }
+        }
+    }
+
+    /// `a op b op c` as a left-deep tree.
+    fn left_chain(&mut self, pair: Pair<Rule>) -> Expr {
+        let span = self.span(&pair);
+        let mut inner = pair.into_inner();
+        let mut expr = match inner.next() {
+            Some(p) => self.expr(p),
+            None => return self.null_expr(span),
+        };
+        while let (Some(op), Some(rhs)) = (inner.next(), inner.next()) {
+            let op = match (op.as_rule(), op.as_str()) {
+                (Rule::kw_or, _) => BinaryOp::Or,
+                (Rule::kw_and, _) => BinaryOp::And,
+                (_, "+") => BinaryOp::Add,
+                (_, "-") => BinaryOp::Sub,
+                (_, "*") => BinaryOp::Mul,
+                (_, "/") => BinaryOp::Div,
+                _ => BinaryOp::Rem,
+            };
+            let rhs = self.expr(rhs);
+            expr = Expr {
+                span: expr.span.to(rhs.span),
+                kind: ExprKind::Binary {
+                    op,
+                    lhs: Box::new(expr),
+                    rhs: Box::new(rhs),
+                },
+            };
+        }
+        expr
+    }
+
+    fn comparison(&mut self, pair: Pair<Rule>) -> Expr {
+        let span = self.span(&pair);
+        let mut inner = pair.into_inner();
+        let lhs = match inner.next() {
+            Some(p) => self.expr(p),
+            None => return self.null_expr(span),
+        };
+        let Some(tail) = inner.next() else {
+            return lhs;
+        };
+        let tail_rule = tail.as_rule();
+        let parts: Vec<Pair<Rule>> = tail.into_inner().collect();
+        let operands: Vec<Pair<Rule>> = parts
+            .iter()
+            .filter(|p| p.as_rule() == Rule::additive)
+            .cloned()
+            .collect();
+        let mut operands = operands.into_iter().map(|p| self.expr(p)).collect::<Vec<_>>().into_iter();
+        let mut next_operand = |builder: &Builder| {
+            operands
+                .next()
+                .unwrap_or_else(|| builder.null_expr(span))
+        };
+        let lhs = Box::new(lhs);
+        let kind = match tail_rule {
+            Rule::compare_tail => {
+                let op = match parts.first().map(|p| p.as_str()) {
+                    Some("=") => BinaryOp::Eq,
+                    Some("!=") => BinaryOp::NotEq,
+                    Some("<") => BinaryOp::Lt,
+                    Some("<=") => BinaryOp::LtEq,
+                    Some(">") => BinaryOp::Gt,
+                    _ => BinaryOp::GtEq,
+                };
+                ExprKind::Binary {
+                    op,
+                    lhs,
+                    rhs: Box::new(next_operand(self)),
+                }
+            }
+            Rule::between_tail => {
+                let low = Box::new(next_operand(self));
+                let high = Box::new(next_operand(self));
+                ExprKind::Between {
+                    expr: lhs,
+                    low,
+                    high,
+                }
+            }
+            Rule::in_tail | Rule::not_in_tail => ExprKind::In {
+                expr: lhs,
+                set: Box::new(next_operand(self)),
+                negated: tail_rule == Rule::not_in_tail,
+            },
+            Rule::has_tail => {
+                let quantifier = if parts
+                    .iter()
+                    .any(|p| p.as_rule() == Rule::has_quantifier && p.as_str() == "all")
+                {
+                    Quantifier::All
+                } else {
+                    Quantifier::Any
+                };
+                ExprKind::Has {
+                    expr: lhs,
+                    quantifier,
+                    set: Box::new(next_operand(self)),
+                }
+            }
+            Rule::is_null_tail => ExprKind::IsNull {
+                expr: lhs,
+                negated: parts.iter().any(|p| p.as_rule() == Rule::kw_not),
+            },
+            _ => {
+                let op = match parts.first().map(|p| p.as_str()) {
+                    Some("contains") => StringOp::Contains,
+                    Some("starts_with") => StringOp::StartsWith,
+                    Some("ends_with") => StringOp::EndsWith,
+                    _ => StringOp::Matches,
+                };
+                ExprKind::StringTest {
+                    op,
+                    expr: lhs,
+                    pattern: Box::new(next_operand(self)),
+                }
+            }
+        };
+        Expr { kind, span }
+    }
+
+    fn window(&mut self, pair: Pair<Rule>) -> Window {
+        let span = self.span(&pair);
+        let mut is_since = false;
+        let mut operands = Vec::new();
+        for part in pair.into_inner() {
+            match part.as_rule() {
+                Rule::kw_since => is_since = true,
+                Rule::additive => operands.push(self.expr(part)),
+                _ => {}
+            }
+        }
+        let mut operands = operands.into_iter();
+        let first = Box::new(operands.next().unwrap_or_else(|| self.null_expr(span)));
+        match (is_since, operands.next()) {
+            (true, _) => Window::Since(first),
+            (false, Some(end)) => Window::Range(first, Box::new(end)),
+            (false, None) => Window::Within(first),
+        }
+    }
+
+    fn literal(&mut self, pair: Pair<Rule>) -> Literal {
+        let span = self.span(&pair);
+        let text = pair.as_str();
+        match pair.as_rule() {
+            Rule::kw_true => Literal::Bool(true),
+            Rule::kw_false => Literal::Bool(false),
+            Rule::kw_null => Literal::Null,
+            Rule::string => Literal::String(self.string(pair)),
+            Rule::duration => Literal::Duration(self.duration(pair)),
+            Rule::number if text.contains('.') => match text.parse::<f64>() {
+                Ok(value) => Literal::Float(value),
+                Err(_) => self.bad_literal(span, format!("`{text}` is not a number"), None),
+            },
+            Rule::number => match text.parse::<i64>() {
+                Ok(value) => Literal::Int(value),
+                Err(_) => self.bad_literal(
+                    span,
+                    format!("integer `{text}` is too large"),
+                    Some("integers range from -9223372036854775808 to 9223372036854775807; write a float such as `1e19` as `10000000000000000000.0`"),
+                ),
+            },
+            Rule::timestamp => match parse_timestamp(text) {
+                Some(nanos) => Literal::Timestamp(nanos),
+                None => self.bad_literal(
+                    span,
+                    format!("`{text}` is not a valid date or time"),
+                    Some("write dates as `YYYY-MM-DD` and times as `YYYY-MM-DDTHH:MM:SSZ`, e.g. `1997-06-01T12:30:00Z`"),
+                ),
+            },
+            Rule::bad_duration => {
+                let unit_start = text
+                    .find(|c: char| c.is_ascii_alphabetic())
+                    .unwrap_or(text.len());
+                let unit = &text[unit_start..];
+                self.bad_literal(
+                    Span::new(span.file, span.start + unit_start, span.end),
+                    format!("unknown duration unit `{unit}`"),
+                    Some("durations are a whole number followed by `s`, `min`, `h`, `d`, `w`, `mo` (30 days) or `y` (365 days), e.g. `30d`"),
+                )
+            }
+            _ => Literal::Null,
+        }
+    }
+
+    fn bad_literal(&mut self, span: Span, message: String, help: Option<&str>) -> Literal {
+        let mut diagnostic = Diagnostic::error("E0002", message).with_label(span, "invalid literal");
+        if let Some(help) = help {
+            diagnostic = diagnostic.with_help(help);
+        }
+        self.diagnostics.push(diagnostic);
+        Literal::Null
+    }
+
+    fn duration(&mut self, pair: Pair<Rule>) -> Duration {
+        let span = self.span(&pair);
+        let text = pair.as_str();
+        let digits_end = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        let unit = match &text[digits_end..] {
+            "s" => DurationUnit::Second,
+            "min" => DurationUnit::Minute,
+            "h" => DurationUnit::Hour,
+            "d" => DurationUnit::Day,
+            "w" => DurationUnit::Week,
+            "mo" => DurationUnit::Month,
+            _ => DurationUnit::Year,
+        };
+        let duration = text[..digits_end]
+            .parse::<i64>()
+            .ok()
+            .map(|amount| Duration { amount, unit })
+            .filter(|d| d.nanoseconds().is_some());
+        match duration {
+            Some(duration) => duration,
+            None => {
+                self.bad_literal(
+                    span,
+                    format!("duration `{text}` is too long"),
+                    Some("durations can be at most about 292 years"),
+                );
+                Duration { amount: 0, unit }
+            }
+        }
+    }
+
+    /// The value of a string literal, with escapes resolved.
+    fn string(&mut self, pair: Pair<Rule>) -> String {
+        let span = self.span(&pair);
+        let raw = pair
+            .into_inner()
+            .next()
+            .map(|p| p.as_str())
+            .unwrap_or_default();
+        let mut value = String::with_capacity(raw.len());
+        let mut chars = raw.char_indices();
+        while let Some((i, c)) = chars.next() {
+            if c != '\\' {
+                value.push(c);
+                continue;
+            }
+            match chars.next() {
+                Some((_, '"')) => value.push('"'),
+                Some((_, '\\')) => value.push('\\'),
+                Some((_, 'n')) => value.push('\n'),
+                Some((_, 't')) => value.push('\t'),
+                Some((j, other)) => {
+                    // +1 for the opening quote.
+                    let start = span.start + 1 + i;
+                    let end = span.start + 1 + j + other.len_utf8();
+                    self.diagnostics.push(
+                        Diagnostic::error("E0002", format!("unknown escape `\\{other}` in string"))
+                            .with_label(Span::new(span.file, start, end), "invalid escape")
+                            .with_help(r#"the escapes are `\"`, `\\`, `\n` and `\t`"#),
+                    );
+                }
+                None => {}
+            }
+        }
+        value
+    }
+}
+
+/// Nanoseconds since the epoch for `YYYY-MM-DD` or an RFC 3339 time (UTC if no offset).
+pub fn parse_timestamp(text: &str) -> Option<i64> {
+    use chrono::{DateTime, NaiveDate, NaiveDateTime};
+    let datetime = if text.len() == 10 {
+        NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .ok()?
+            .and_hms_opt(0, 0, 0)?
+            .and_utc()
+    } else if let Ok(with_offset) = DateTime::parse_from_rfc3339(text) {
+        with_offset.to_utc()
+    } else {
+        let trimmed = text.trim_end_matches('Z');
+        NaiveDateTime::parse_from_str(trimmed, "%Y-%m-%dT%H:%M:%S%.f")
+            .or_else(|_| NaiveDateTime::parse_from_str(trimmed, "%Y-%m-%dT%H:%M"))
+            .ok()?
+            .and_utc()
+    };
+    datetime.timestamp_nanos_opt()
+}
