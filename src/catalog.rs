@@ -10,7 +10,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::check::ir::Type;
-use crate::diagnostic::{Diagnostic, Diagnostics, FileId, SourceMap, Span, closest_name, list_names};
+use crate::diagnostic::{
+    Diagnostic, Diagnostics, FileId, SourceMap, Span, closest_name, list_names,
+};
 
 /// The file name looked for next to a query file and in its parents.
 pub const CATALOG_FILE_NAME: &str = "segql.toml";
@@ -104,7 +106,11 @@ struct TableSpans {
 
 impl TableConfig {
     /// A table whose rows come from `source` (relative paths are taken from the working directory).
-    pub fn new(name: impl Into<String>, source: Option<PathBuf>, key: impl Into<String>) -> TableConfig {
+    pub fn new(
+        name: impl Into<String>,
+        source: Option<PathBuf>,
+        key: impl Into<String>,
+    ) -> TableConfig {
         TableConfig {
             name: name.into(),
             source,
@@ -132,7 +138,8 @@ impl TableConfig {
     }
 
     fn format(&self) -> Option<SourceFormat> {
-        self.format.or_else(|| self.source.as_deref().and_then(SourceFormat::from_path))
+        self.format
+            .or_else(|| self.source.as_deref().and_then(SourceFormat::from_path))
     }
 }
 
@@ -197,7 +204,11 @@ impl Catalog {
 
     /// Finds `segql.toml` in `start` or one of its parents.
     pub fn find(start: &Path) -> Option<PathBuf> {
-        let start = if start.is_file() { start.parent()? } else { start };
+        let start = if start.is_file() {
+            start.parent()?
+        } else {
+            start
+        };
         let absolute = std::fs::canonicalize(start).ok()?;
         absolute
             .ancestors()
@@ -249,7 +260,9 @@ impl Catalog {
             diagnostics.push(
                 Diagnostic::error("E0301", "the catalog has no `[profiles]` table")
                     .with_label(span(0..0), "expected `[profiles]`")
-                    .with_help("add a `[profiles]` table with `source` and `key`, as in the README"),
+                    .with_help(
+                        "add a `[profiles]` table with `source` and `key`, as in the README",
+                    ),
             );
             return Err(diagnostics);
         };
@@ -260,7 +273,15 @@ impl Catalog {
             .as_ref()
             .map(|n| n.get_ref().clone())
             .unwrap_or_else(|| "profiles".to_string());
-        let profiles = table_config(&profiles_name, profiles_section, table_span, &base, false, &span, &mut diagnostics);
+        let profiles = table_config(
+            &profiles_name,
+            profiles_section,
+            table_span,
+            &base,
+            false,
+            &span,
+            &mut diagnostics,
+        );
 
         let mut events = Vec::new();
         for (name, section) in parsed.events {
@@ -268,16 +289,34 @@ impl Catalog {
             let section = section.into_inner();
             if let Some(name_key) = &section.name {
                 diagnostics.push(
-                    Diagnostic::error("E0301", "event tables are named by their section, not `name`")
-                        .with_label(span(name_key.span()), "not allowed here")
-                        .with_help(format!("rename the section `[events.{name}]` instead")),
+                    Diagnostic::error(
+                        "E0301",
+                        "event tables are named by their section, not `name`",
+                    )
+                    .with_label(span(name_key.span()), "not allowed here")
+                    .with_help(format!("rename the section `[events.{name}]` instead")),
                 );
             }
-            events.push(table_config(&name, section, table_span, &base, true, &span, &mut diagnostics));
+            events.push(table_config(
+                &name,
+                section,
+                table_span,
+                &base,
+                true,
+                &span,
+                &mut diagnostics,
+            ));
         }
         for (i, table) in std::iter::once(&profiles).chain(&events).enumerate() {
-            let is_identifier = table.name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                && table.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            let is_identifier = table
+                .name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && table
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !is_identifier || crate::syntax::is_keyword(&table.name) {
                 diagnostics.push(
                     Diagnostic::error("E0305", format!("`{}` cannot be a table name", table.name))
@@ -285,16 +324,28 @@ impl Catalog {
                         .with_help("table names are letters, digits and `_`, start with a letter, and are not SegQL keywords"),
                 );
             }
-            let clash = std::iter::once(&profiles).chain(&events).take(i).any(|t| t.name == table.name);
+            let clash = std::iter::once(&profiles)
+                .chain(&events)
+                .take(i)
+                .any(|t| t.name == table.name);
             if clash {
                 diagnostics.push(
                     Diagnostic::error("E0305", format!("two tables are named `{}`", table.name))
-                        .with_label(table.spans.table.unwrap_or(span(0..0)), "duplicate table name")
-                        .with_help("the profile table's `name` and the event names must all differ"),
+                        .with_label(
+                            table.spans.table.unwrap_or(span(0..0)),
+                            "duplicate table name",
+                        )
+                        .with_help(
+                            "the profile table's `name` and the event names must all differ",
+                        ),
                 );
             }
         }
-        let segment_files = parsed.segments.iter().map(|s| base.join(s.get_ref())).collect();
+        let segment_files = parsed
+            .segments
+            .iter()
+            .map(|s| base.join(s.get_ref()))
+            .collect();
         if diagnostics.has_errors() {
             return Err(diagnostics);
         }
@@ -323,12 +374,21 @@ impl Catalog {
     ///
     /// With `require_data` false, a table whose source is missing but whose columns are all
     /// declared is accepted (checking without data); with it true, that is an error.
-    pub async fn register(&self, ctx: &SessionContext, require_data: bool) -> Result<CatalogSchema, Diagnostics> {
+    pub async fn register(
+        &self,
+        ctx: &SessionContext,
+        require_data: bool,
+    ) -> Result<CatalogSchema, Diagnostics> {
         let mut diagnostics = Diagnostics::default();
-        let profiles = self.table_schema(ctx, &self.profiles, require_data, &mut diagnostics).await;
+        let profiles = self
+            .table_schema(ctx, &self.profiles, require_data, &mut diagnostics)
+            .await;
         let mut events = Vec::new();
         for event in &self.events {
-            if let Some(schema) = self.table_schema(ctx, event, require_data, &mut diagnostics).await {
+            if let Some(schema) = self
+                .table_schema(ctx, event, require_data, &mut diagnostics)
+                .await
+            {
                 events.push(schema);
             }
         }
@@ -422,15 +482,23 @@ impl Catalog {
                     source_type: ty.to_string(),
                 }),
                 None => {
-                    diagnostics.push(self.located(
-                        Diagnostic::error("E0303", format!("`{}` declares column `{name}`, which its source does not have", table.name))
+                    diagnostics.push(
+                        self.located(
+                            Diagnostic::error(
+                                "E0303",
+                                format!(
+                                    "`{}` declares column `{name}`, which its source does not have",
+                                    table.name
+                                ),
+                            )
                             .with_help(format!(
                                 "the source has {}",
                                 list_names(columns.iter().map(|c| c.name.as_str()), 12)
                             )),
-                        table.spans.columns,
-                        "unknown column",
-                    ));
+                            table.spans.columns,
+                            "unknown column",
+                        ),
+                    );
                 }
             }
         }
@@ -472,7 +540,12 @@ impl Catalog {
                 Some(_) => {}
             }
         };
-        check_column("key", &table.key, table.spans.key, &[Type::Int, Type::String]);
+        check_column(
+            "key",
+            &table.key,
+            table.spans.key,
+            &[Type::Int, Type::String],
+        );
         if let Some(time) = &table.time {
             check_column("time", time, table.spans.time, &[Type::Timestamp]);
         }
@@ -486,7 +559,11 @@ impl Catalog {
 }
 
 /// Registers one source under the table's name and returns its schema.
-async fn register_source(ctx: &SessionContext, table: &TableConfig, path: &Path) -> Result<Schema, String> {
+async fn register_source(
+    ctx: &SessionContext,
+    table: &TableConfig,
+    path: &Path,
+) -> Result<Schema, String> {
     let location = path.to_string_lossy().to_string();
     let format = table.format().ok_or_else(|| {
         format!(
@@ -505,16 +582,26 @@ async fn register_source(ctx: &SessionContext, table: &TableConfig, path: &Path)
         }
         SourceFormat::Csv => {
             let extension = if is_dir { ".csv" } else { "" };
-            let options = CsvReadOptions::new().has_header(true).file_extension(extension);
+            let options = CsvReadOptions::new()
+                .has_header(true)
+                .file_extension(extension);
             ctx.register_csv(&table.name, &location, options).await
         }
         SourceFormat::Json => {
-            let extension = path.extension().and_then(|e| e.to_str()).map(|e| format!(".{e}")).unwrap_or_default();
+            let extension = path
+                .extension()
+                .and_then(|e| e.to_str())
+                .map(|e| format!(".{e}"))
+                .unwrap_or_default();
             let options = JsonReadOptions::default().file_extension(&extension);
             ctx.register_json(&table.name, &location, options).await
         }
         SourceFormat::Arrow => {
-            let extension = path.extension().and_then(|e| e.to_str()).map(|e| format!(".{e}")).unwrap_or_default();
+            let extension = path
+                .extension()
+                .and_then(|e| e.to_str())
+                .map(|e| format!(".{e}"))
+                .unwrap_or_default();
             let options = datafusion::datasource::file_format::options::ArrowReadOptions {
                 file_extension: &extension,
                 ..Default::default()
@@ -523,7 +610,10 @@ async fn register_source(ctx: &SessionContext, table: &TableConfig, path: &Path)
         }
     };
     result.map_err(|e| first_line(&e.to_string()))?;
-    let provider = ctx.table_provider(table.name.as_str()).await.map_err(|e| first_line(&e.to_string()))?;
+    let provider = ctx
+        .table_provider(table.name.as_str())
+        .await
+        .map_err(|e| first_line(&e.to_string()))?;
     Ok(provider.schema().as_ref().clone())
 }
 
@@ -537,12 +627,17 @@ pub fn language_type(data_type: &DataType) -> Option<Type> {
     Some(match data_type {
         Boolean => Type::Bool,
         Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64 => Type::Int,
-        Float16 | Float32 | Float64 | Decimal32(..) | Decimal64(..) | Decimal128(..) | Decimal256(..) => Type::Float,
+        Float16 | Float32 | Float64 | Decimal32(..) | Decimal64(..) | Decimal128(..)
+        | Decimal256(..) => Type::Float,
         Utf8 | LargeUtf8 | Utf8View => Type::String,
         Dictionary(_, value) => return language_type(value).filter(|t| *t == Type::String),
         Date32 | Date64 | Timestamp(..) => Type::Timestamp,
         Duration(_) => Type::Duration,
-        List(field) | LargeList(field) | ListView(field) | LargeListView(field) | FixedSizeList(field, _) => {
+        List(field)
+        | LargeList(field)
+        | ListView(field)
+        | LargeListView(field)
+        | FixedSizeList(field, _) => {
             let item = language_type(field.data_type())?;
             if matches!(item, Type::List(_)) {
                 return None;
@@ -581,7 +676,11 @@ fn table_config(
     span: &dyn Fn(std::ops::Range<usize>) -> Span,
     diagnostics: &mut Diagnostics,
 ) -> TableConfig {
-    let what = if is_event { format!("[events.{name}]") } else { "[profiles]".to_string() };
+    let what = if is_event {
+        format!("[events.{name}]")
+    } else {
+        "[profiles]".to_string()
+    };
     let key = match &section.key {
         Some(key) => key.get_ref().clone(),
         None => {

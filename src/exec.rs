@@ -24,8 +24,14 @@ pub enum OutputFormat {
 }
 
 /// Executes a plan and collects its rows.
-pub async fn collect(ctx: &SessionContext, plan: LogicalPlan) -> Result<Vec<RecordBatch>, Diagnostic> {
-    let frame = ctx.execute_logical_plan(plan).await.map_err(|e| runtime_error(&e))?;
+pub async fn collect(
+    ctx: &SessionContext,
+    plan: LogicalPlan,
+) -> Result<Vec<RecordBatch>, Diagnostic> {
+    let frame = ctx
+        .execute_logical_plan(plan)
+        .await
+        .map_err(|e| runtime_error(&e))?;
     frame.collect().await.map_err(|e| runtime_error(&e))
 }
 
@@ -70,7 +76,14 @@ fn csv_compatible(batch: &RecordBatch) -> Result<RecordBatch, Diagnostic> {
     let mut fields = Vec::new();
     let mut columns: Vec<ArrayRef> = Vec::new();
     for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
-        if matches!(field.data_type(), DataType::List(_) | DataType::LargeList(_) | DataType::Struct(_) | DataType::Map(..) | DataType::FixedSizeList(..)) {
+        if matches!(
+            field.data_type(),
+            DataType::List(_)
+                | DataType::LargeList(_)
+                | DataType::Struct(_)
+                | DataType::Map(..)
+                | DataType::FixedSizeList(..)
+        ) {
             let formatter = ArrayFormatter::try_new(column.as_ref(), &options)
                 .map_err(|e| crate::internal_error(&e.to_string()))?;
             let strings: StringArray = (0..column.len())
@@ -83,24 +96,36 @@ fn csv_compatible(batch: &RecordBatch) -> Result<RecordBatch, Diagnostic> {
             columns.push(column.clone());
         }
     }
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| crate::internal_error(&e.to_string()))
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+        .map_err(|e| crate::internal_error(&e.to_string()))
 }
 
 /// Writes batches in `format`. Parquet needs a file (see [`write_file`]).
-pub fn write<W: Write + Send>(batches: &[RecordBatch], schema: &Schema, format: OutputFormat, out: W) -> Result<(), Diagnostic> {
+pub fn write<W: Write + Send>(
+    batches: &[RecordBatch],
+    schema: &Schema,
+    format: OutputFormat,
+    out: W,
+) -> Result<(), Diagnostic> {
     let io_error = |e: &dyn std::fmt::Display| {
         Diagnostic::error("E0405", format!("cannot write the result: {e}"))
             .with_help("check that the output location is writable and has space")
     };
     match format {
         OutputFormat::Csv => {
-            let mut writer = datafusion::arrow::csv::WriterBuilder::new().with_header(true).build(out);
+            let mut writer = datafusion::arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(out);
             if batches.is_empty() {
                 let empty = RecordBatch::new_empty(Arc::new(schema.clone()));
-                writer.write(&csv_compatible(&empty)?).map_err(|e| io_error(&e))?;
+                writer
+                    .write(&csv_compatible(&empty)?)
+                    .map_err(|e| io_error(&e))?;
             }
             for batch in batches {
-                writer.write(&csv_compatible(batch)?).map_err(|e| io_error(&e))?;
+                writer
+                    .write(&csv_compatible(batch)?)
+                    .map_err(|e| io_error(&e))?;
             }
             writer.into_inner().flush().map_err(|e| io_error(&e))?;
         }
@@ -115,7 +140,9 @@ pub fn write<W: Write + Send>(batches: &[RecordBatch], schema: &Schema, format: 
         OutputFormat::Table => {
             let mut out = out;
             let text = if batches.is_empty() {
-                datafusion::arrow::util::pretty::pretty_format_batches(&[RecordBatch::new_empty(Arc::new(schema.clone()))])
+                datafusion::arrow::util::pretty::pretty_format_batches(&[RecordBatch::new_empty(
+                    Arc::new(schema.clone()),
+                )])
             } else {
                 datafusion::arrow::util::pretty::pretty_format_batches(batches)
             }
@@ -124,8 +151,12 @@ pub fn write<W: Write + Send>(batches: &[RecordBatch], schema: &Schema, format: 
             out.flush().map_err(|e| io_error(&e))?;
         }
         OutputFormat::Parquet => {
-            let mut writer = datafusion::parquet::arrow::ArrowWriter::try_new(out, Arc::new(schema.clone()), None)
-                .map_err(|e| io_error(&e))?;
+            let mut writer = datafusion::parquet::arrow::ArrowWriter::try_new(
+                out,
+                Arc::new(schema.clone()),
+                None,
+            )
+            .map_err(|e| io_error(&e))?;
             for batch in batches {
                 writer.write(batch).map_err(|e| io_error(&e))?;
             }
@@ -137,8 +168,16 @@ pub fn write<W: Write + Send>(batches: &[RecordBatch], schema: &Schema, format: 
 
 /// Writes to `path` through a temporary file in the same directory, renamed into place only
 /// when complete: a failure never leaves a partial output file.
-pub fn write_file(batches: &[RecordBatch], schema: &Schema, format: OutputFormat, path: &Path) -> Result<(), Diagnostic> {
-    let directory = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+pub fn write_file(
+    batches: &[RecordBatch],
+    schema: &Schema,
+    format: OutputFormat,
+    path: &Path,
+) -> Result<(), Diagnostic> {
+    let directory = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let cannot = |e: &dyn std::fmt::Display| {
         Diagnostic::error("E0405", format!("cannot write `{}`: {e}", path.display()))
             .with_help("check that the directory exists and is writable")

@@ -237,7 +237,8 @@ impl Session {
     /// Checks an ad-hoc condition using the session's definitions.
     pub fn check_condition(&mut self, name: &str, text: &str) -> Result<TypedExpr, Report> {
         let file = self.sources.add(name, text);
-        let parsed = syntax::parse_expression(text, file).map_err(|d| Report::new(d, &self.sources))?;
+        let parsed =
+            syntax::parse_expression(text, file).map_err(|d| Report::new(d, &self.sources))?;
         check::check_expression(&parsed, &self.parsed, &self.schema, &mut self.program)
             .map_err(|d| Report::new(d, &self.sources))
     }
@@ -258,10 +259,14 @@ impl Session {
                 Some(segment) => found.push(segment),
                 None => {
                     let known = self.program.segments.iter().map(|s| s.name.as_str());
-                    let mut diagnostic = Diagnostic::error("E0402", format!("no segment named `{name}`"));
+                    let mut diagnostic =
+                        Diagnostic::error("E0402", format!("no segment named `{name}`"));
                     diagnostic = match diagnostic::closest_name(name, known.clone()) {
                         Some(close) => diagnostic.with_help(format!("did you mean `{close}`?")),
-                        None => diagnostic.with_help(format!("segments are {}", diagnostic::list_names(known, 20))),
+                        None => diagnostic.with_help(format!(
+                            "segments are {}",
+                            diagnostic::list_names(known, 20)
+                        )),
                     };
                     diagnostics.push(diagnostic);
                 }
@@ -295,12 +300,24 @@ impl Session {
                     },
                 }),
                 _ => {
-                    let mut candidates: Vec<&str> = self.schema.profiles.columns.iter().map(|c| c.name.as_str()).collect();
+                    let mut candidates: Vec<&str> = self
+                        .schema
+                        .profiles
+                        .columns
+                        .iter()
+                        .map(|c| c.name.as_str())
+                        .collect();
                     candidates.extend(self.program.values.iter().map(|v| v.name.as_str()));
-                    let mut diagnostic = Diagnostic::error("E0402", format!("`--with {name}`: no profile column, metric or stage of that name"));
+                    let mut diagnostic = Diagnostic::error(
+                        "E0402",
+                        format!("`--with {name}`: no profile column, metric or stage of that name"),
+                    );
                     diagnostic = match diagnostic::closest_name(name, candidates.iter().copied()) {
                         Some(close) => diagnostic.with_help(format!("did you mean `{close}`?")),
-                        None => diagnostic.with_help(format!("choose from {}", diagnostic::list_names(candidates, 30))),
+                        None => diagnostic.with_help(format!(
+                            "choose from {}",
+                            diagnostic::list_names(candidates, 30)
+                        )),
                     };
                     diagnostics.push(diagnostic);
                 }
@@ -332,7 +349,11 @@ impl Session {
     }
 
     /// The plan listing the profiles matching an ad-hoc condition.
-    pub fn plan_condition(&self, condition: &TypedExpr, with: &[&str]) -> Result<LogicalPlan, Report> {
+    pub fn plan_condition(
+        &self,
+        condition: &TypedExpr,
+        with: &[&str],
+    ) -> Result<LogicalPlan, Report> {
         let with = self.output_columns(with)?;
         self.planner()
             .members(condition, &with)
@@ -358,7 +379,11 @@ impl Session {
     /// The plan computing named metrics, stages and columns for every profile.
     pub fn plan_values(&self, names: &[&str]) -> Result<LogicalPlan, Report> {
         let names: Vec<&str> = if names.is_empty() {
-            self.program.values.iter().map(|v| v.name.as_str()).collect()
+            self.program
+                .values
+                .iter()
+                .map(|v| v.name.as_str())
+                .collect()
         } else {
             names.to_vec()
         };
@@ -370,12 +395,19 @@ impl Session {
 
     /// Names of all metrics and stages.
     pub fn value_names(&self, kind: ValueKind) -> Vec<&str> {
-        self.program.values.iter().filter(|v| v.kind == kind).map(|v| v.name.as_str()).collect()
+        self.program
+            .values
+            .iter()
+            .filter(|v| v.kind == kind)
+            .map(|v| v.name.as_str())
+            .collect()
     }
 
     /// Runs a plan in this session's context.
     pub async fn execute(&self, plan: LogicalPlan) -> Result<Vec<RecordBatch>, Report> {
-        exec::collect(&self.ctx, plan).await.map_err(|d| Report::new(d.into(), &self.sources))
+        exec::collect(&self.ctx, plan)
+            .await
+            .map_err(|d| Report::new(d.into(), &self.sources))
     }
 
     /// Each named segment's size (all segments if `names` is empty), in one pass.
@@ -389,13 +421,20 @@ impl Session {
 /// Reads a source file, with a diagnostic for missing or non-UTF-8 files.
 pub fn read_source(path: &Path) -> Result<String, Diagnostic> {
     let bytes = std::fs::read(path).map_err(|error| {
-        Diagnostic::error("E0401", format!("cannot read `{}`: {error}", path.display()))
-            .with_help("check the path; segment files usually end in `.seg`")
+        Diagnostic::error(
+            "E0401",
+            format!("cannot read `{}`: {error}", path.display()),
+        )
+        .with_help("check the path; segment files usually end in `.seg`")
     })?;
     String::from_utf8(bytes).map_err(|error| {
         Diagnostic::error(
             "E0401",
-            format!("`{}` is not UTF-8 text (invalid byte at offset {})", path.display(), error.utf8_error().valid_up_to()),
+            format!(
+                "`{}` is not UTF-8 text (invalid byte at offset {})",
+                path.display(),
+                error.utf8_error().valid_up_to()
+            ),
         )
         .with_help("save the file as UTF-8")
     })
@@ -403,9 +442,17 @@ pub fn read_source(path: &Path) -> Result<String, Diagnostic> {
 
 /// A DataFusion error on a plan the checker accepted: a bug in SegQL.
 pub fn internal_error(message: &str) -> Diagnostic {
-    Diagnostic::error("E0404", format!("internal error: {}", message.lines().next().unwrap_or(message)))
-        .with_note("the checker accepted this query but DataFusion rejected its plan; this is a bug in SegQL")
-        .with_help("please report it with the query and `segql compile --emit ir`")
+    Diagnostic::error(
+        "E0404",
+        format!(
+            "internal error: {}",
+            message.lines().next().unwrap_or(message)
+        ),
+    )
+    .with_note(
+        "the checker accepted this query but DataFusion rejected its plan; this is a bug in SegQL",
+    )
+    .with_help("please report it with the query and `segql compile --emit ir`")
 }
 
 /// The current time in nanoseconds since the epoch.

@@ -1,13 +1,17 @@
 //! Diagnostics -> text (ariadne) or JSON. The only user of ariadne.
 
-use ariadne::{Color, Config, IndexType, Label as AriadneLabel, Report as AriadneReport, ReportKind};
+use ariadne::{
+    Color, Config, IndexType, Label as AriadneLabel, Report as AriadneReport, ReportKind,
+};
 use serde::Serialize;
 
 use crate::diagnostic::{Diagnostic, Severity, SourceMap};
 
 /// Renders one diagnostic as a report; `color` adds ANSI colours.
 pub fn render(diagnostic: &Diagnostic, sources: &SourceMap, color: bool) -> String {
-    let config = Config::default().with_color(color).with_index_type(IndexType::Byte);
+    let config = Config::default()
+        .with_color(color)
+        .with_index_type(IndexType::Byte);
     let kind = match diagnostic.severity {
         Severity::Error => ReportKind::Error,
         Severity::Warning => ReportKind::Warning,
@@ -38,20 +42,28 @@ pub fn render(diagnostic: &Diagnostic, sources: &SourceMap, color: bool) -> Stri
         start..end.clamp(start, len)
     };
     let primary_range = clamp(primary.span.file, primary.span.start, primary.span.end);
-    let mut report = AriadneReport::build(kind, (file_name(primary.span.file), primary_range.clone()))
-        .with_config(config)
-        .with_code(diagnostic.code)
-        .with_message(&diagnostic.message)
-        .with_label(
-            AriadneLabel::new((file_name(primary.span.file), primary_range))
-                .with_message(&primary.message)
-                .with_color(if diagnostic.is_error() { Color::Red } else { Color::Yellow }),
-        );
+    let mut report =
+        AriadneReport::build(kind, (file_name(primary.span.file), primary_range.clone()))
+            .with_config(config)
+            .with_code(diagnostic.code)
+            .with_message(&diagnostic.message)
+            .with_label(
+                AriadneLabel::new((file_name(primary.span.file), primary_range))
+                    .with_message(&primary.message)
+                    .with_color(if diagnostic.is_error() {
+                        Color::Red
+                    } else {
+                        Color::Yellow
+                    }),
+            );
     for label in &diagnostic.secondary {
         report = report.with_label(
-            AriadneLabel::new((file_name(label.span.file), clamp(label.span.file, label.span.start, label.span.end)))
-                .with_message(&label.message)
-                .with_color(Color::Blue),
+            AriadneLabel::new((
+                file_name(label.span.file),
+                clamp(label.span.file, label.span.start, label.span.end),
+            ))
+            .with_message(&label.message)
+            .with_color(Color::Blue),
         );
     }
     for note in &diagnostic.notes {
@@ -76,8 +88,15 @@ pub fn render(diagnostic: &Diagnostic, sources: &SourceMap, color: bool) -> Stri
 }
 
 /// Renders all diagnostics, one after the other.
-pub fn render_all<'a>(diagnostics: impl IntoIterator<Item = &'a Diagnostic>, sources: &SourceMap, color: bool) -> String {
-    diagnostics.into_iter().map(|d| render(d, sources, color)).collect()
+pub fn render_all<'a>(
+    diagnostics: impl IntoIterator<Item = &'a Diagnostic>,
+    sources: &SourceMap,
+    color: bool,
+) -> String {
+    diagnostics
+        .into_iter()
+        .map(|d| render(d, sources, color))
+        .collect()
 }
 
 #[derive(Serialize)]
@@ -109,7 +128,10 @@ struct JsonDiagnostic<'a> {
 }
 
 /// The diagnostics as a JSON array, for editors and embedders.
-pub fn to_json<'a>(diagnostics: impl IntoIterator<Item = &'a Diagnostic>, sources: &SourceMap) -> String {
+pub fn to_json<'a>(
+    diagnostics: impl IntoIterator<Item = &'a Diagnostic>,
+    sources: &SourceMap,
+) -> String {
     let label = |l: &crate::diagnostic::Label| {
         let (line, column) = sources.line_col(l.span.file, l.span.start);
         let (end_line, end_column) = sources.line_col(l.span.file, l.span.end);

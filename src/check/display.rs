@@ -7,7 +7,11 @@ use super::ir::*;
 
 /// A segment's condition and the measures it uses.
 pub fn segment_ir(segment: &CheckedSegment, program: &Program) -> String {
-    let mut out = format!("segment {}: bool\n  = {}\n", segment.name, expr(&segment.condition));
+    let mut out = format!(
+        "segment {}: bool\n  = {}\n",
+        segment.name,
+        expr(&segment.condition)
+    );
     let mut measures = BTreeSet::new();
     collect_measures(&segment.condition, &mut measures);
     for id in measures {
@@ -56,12 +60,19 @@ fn collect_measures(e: &TypedExpr, out: &mut BTreeSet<usize>) {
 }
 
 fn timestamp(ns: i64) -> String {
-    chrono::DateTime::from_timestamp_nanos(ns).format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    chrono::DateTime::from_timestamp_nanos(ns)
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 fn duration(ns: i64) -> String {
     let seconds = ns / 1_000_000_000;
-    for (unit, size) in [("y", 365 * 86_400), ("d", 86_400), ("h", 3_600), ("min", 60)] {
+    for (unit, size) in [
+        ("y", 365 * 86_400),
+        ("d", 86_400),
+        ("h", 3_600),
+        ("min", 60),
+    ] {
         if seconds != 0 && seconds % size == 0 && ns % 1_000_000_000 == 0 {
             return format!("{}{unit}", seconds / size);
         }
@@ -89,16 +100,41 @@ pub fn expr(e: &TypedExpr) -> String {
         IrExpr::List(items) => format!("[{}]", list(items)),
         IrExpr::Measure(id) => format!("m{id}"),
         IrExpr::Not(inner) => format!("(not {})", expr(inner)),
+        IrExpr::IsTrue(inner) => format!("({} is true)", expr(inner)),
         IrExpr::Negate(inner) => format!("(-{})", expr(inner)),
         IrExpr::Binary { op, lhs, rhs } => format!("({} {} {})", expr(lhs), op.symbol(), expr(rhs)),
-        IrExpr::Between { expr: v, low, high } => format!("({} between {} and {})", expr(v), expr(low), expr(high)),
-        IrExpr::InList { expr: v, items, negated } => {
-            format!("({} {}in [{}])", expr(v), if *negated { "not " } else { "" }, list(items))
+        IrExpr::Between { expr: v, low, high } => {
+            format!("({} between {} and {})", expr(v), expr(low), expr(high))
         }
-        IrExpr::InArray { expr: v, array, negated } => {
-            format!("({} {}in {})", expr(v), if *negated { "not " } else { "" }, expr(array))
+        IrExpr::InList {
+            expr: v,
+            items,
+            negated,
+        } => {
+            format!(
+                "({} {}in [{}])",
+                expr(v),
+                if *negated { "not " } else { "" },
+                list(items)
+            )
         }
-        IrExpr::Has { array, quantifier, items } => format!(
+        IrExpr::InArray {
+            expr: v,
+            array,
+            negated,
+        } => {
+            format!(
+                "({} {}in {})",
+                expr(v),
+                if *negated { "not " } else { "" },
+                expr(array)
+            )
+        }
+        IrExpr::Has {
+            array,
+            quantifier,
+            items,
+        } => format!(
             "({} has {} [{}])",
             expr(array),
             match quantifier {
@@ -107,11 +143,22 @@ pub fn expr(e: &TypedExpr) -> String {
             },
             list(items)
         ),
-        IrExpr::IsNull { expr: v, negated } => format!("({} is {}null)", expr(v), if *negated { "not " } else { "" }),
-        IrExpr::StringTest { op, expr: v, pattern } => format!("({} {} {})", expr(v), op.keyword(), expr(pattern)),
+        IrExpr::IsNull { expr: v, negated } => format!(
+            "({} is {}null)",
+            expr(v),
+            if *negated { "not " } else { "" }
+        ),
+        IrExpr::StringTest {
+            op,
+            expr: v,
+            pattern,
+        } => format!("({} {} {})", expr(v), op.keyword(), expr(pattern)),
         IrExpr::Function { function, args } => format!("{}({})", function.name(), list(args)),
         IrExpr::Stage { arms } => {
-            let arms: Vec<String> = arms.iter().map(|(label, c)| format!("{label} = {}", expr(c))).collect();
+            let arms: Vec<String> = arms
+                .iter()
+                .map(|(label, c)| format!("{label} = {}", expr(c)))
+                .collect();
             format!("stage {{ {} }}", arms.join("; "))
         }
     }

@@ -133,6 +133,8 @@ pub enum IrExpr {
     /// The value of a measure, by index into [`Program::measures`].
     Measure(usize),
     Not(Box<TypedExpr>),
+    /// True when the operand is true; false when it is false or null (segment membership).
+    IsTrue(Box<TypedExpr>),
     Negate(Box<TypedExpr>),
     Binary {
         op: BinaryOp,

@@ -39,7 +39,12 @@ pub fn check_expression(
     let typed = checker.expr(expr, &Ctx::default());
     let errors_before = checker.diagnostics.has_errors();
     if !errors_before {
-        checker.expect_type(&typed, &Type::Bool, "E0202", "an audience must be a condition");
+        checker.expect_type(
+            &typed,
+            &Type::Bool,
+            "E0202",
+            "an audience must be a condition",
+        );
     }
     *program = std::mem::take(&mut checker.program);
     if checker.diagnostics.has_errors() {
@@ -112,7 +117,8 @@ impl<'a> Checker<'a> {
             windows: Vec::new(),
             inline_cache: HashMap::new(),
         };
-        let files_declarations: Vec<&Declaration> = files.iter().flat_map(|f| &f.declarations).collect();
+        let files_declarations: Vec<&Declaration> =
+            files.iter().flat_map(|f| &f.declarations).collect();
         checker.find_cycles(&files_declarations);
         checker
     }
@@ -196,7 +202,12 @@ impl<'a> Checker<'a> {
             }
             labels.insert(&arm.label.name, arm.label.span);
             let condition = self.expr(&arm.expr, &Ctx::default());
-            self.expect_type(&condition, &Type::Bool, "E0210", "each stage label needs a condition");
+            self.expect_type(
+                &condition,
+                &Type::Bool,
+                "E0210",
+                "each stage label needs a condition",
+            );
             arms.push((arm.label.name.clone(), condition));
         }
         let ty = if arms.iter().any(|(_, c)| c.ty == Type::Error) {
@@ -216,9 +227,10 @@ impl<'a> Checker<'a> {
         if expr.ty.is_unknown() || &expr.ty == expected {
             return;
         }
-        let mut diagnostic = Diagnostic::error(code, format!("expected {expected}, found {}", expr.ty))
-            .with_label(expr.span, format!("this is {}", describe_type(&expr.ty)))
-            .with_note(why.to_string());
+        let mut diagnostic =
+            Diagnostic::error(code, format!("expected {expected}, found {}", expr.ty))
+                .with_label(expr.span, format!("this is {}", describe_type(&expr.ty)))
+                .with_note(why.to_string());
         if *expected == Type::Bool {
             diagnostic = diagnostic.with_help(match expr.ty {
                 Type::Int | Type::Float => "compare it with a number, e.g. `... > 100`",
@@ -250,7 +262,10 @@ impl<'a> Checker<'a> {
                     Literal::String(v) => (Value::String(v.clone()), Type::String),
                     Literal::Bool(v) => (Value::Bool(*v), Type::Bool),
                     Literal::Null => (Value::Null, Type::Null),
-                    Literal::Duration(d) => (Value::Duration(d.nanoseconds().unwrap_or(0)), Type::Duration),
+                    Literal::Duration(d) => (
+                        Value::Duration(d.nanoseconds().unwrap_or(0)),
+                        Type::Duration,
+                    ),
                     Literal::Timestamp(t) => (Value::Timestamp(*t), Type::Timestamp),
                 };
                 typed(IrExpr::Literal(value), ty)
@@ -263,7 +278,11 @@ impl<'a> Checker<'a> {
             ExprKind::List(items) => {
                 let items: Vec<TypedExpr> = items.iter().map(|i| self.expr(i, ctx)).collect();
                 let item_type = self.unify_items(&items, "list items");
-                let ty = if item_type == Type::Error { Type::Error } else { Type::List(Box::new(item_type)) };
+                let ty = if item_type == Type::Error {
+                    Type::Error
+                } else {
+                    Type::List(Box::new(item_type))
+                };
                 typed(IrExpr::List(items), ty)
             }
             ExprKind::Name(ident) => self.name(ident, ctx),
@@ -290,12 +309,17 @@ impl<'a> Checker<'a> {
             ExprKind::Negate(inner) => {
                 let inner = self.expr(inner, ctx);
                 let ty = match &inner.ty {
-                    t if t.is_numeric() || *t == Type::Duration || t.is_unknown() => inner.ty.clone(),
+                    t if t.is_numeric() || *t == Type::Duration || t.is_unknown() => {
+                        inner.ty.clone()
+                    }
                     other => {
                         self.report(
-                            Diagnostic::error("E0201", format!("cannot negate {}", describe_type(other)))
-                                .with_label(inner.span, format!("this is {other}"))
-                                .with_help("`-` applies to numbers and durations"),
+                            Diagnostic::error(
+                                "E0201",
+                                format!("cannot negate {}", describe_type(other)),
+                            )
+                            .with_label(inner.span, format!("this is {other}"))
+                            .with_help("`-` applies to numbers and durations"),
                         );
                         Type::Error
                     }
@@ -326,7 +350,11 @@ impl<'a> Checker<'a> {
                 let high = self.expr(high, ctx);
                 let ok_low = self.comparable(&value, &low, "between");
                 let ok_high = self.comparable(&value, &high, "between");
-                let ty = if ok_low && ok_high { Type::Bool } else { Type::Error };
+                let ty = if ok_low && ok_high {
+                    Type::Bool
+                } else {
+                    Type::Error
+                };
                 typed(
                     IrExpr::Between {
                         expr: Box::new(value),
@@ -337,7 +365,11 @@ impl<'a> Checker<'a> {
                 )
             }
             ExprKind::In { expr, set, negated } => self.in_expr(expr, set, *negated, span, ctx),
-            ExprKind::Has { expr, quantifier, set } => {
+            ExprKind::Has {
+                expr,
+                quantifier,
+                set,
+            } => {
                 let array = self.expr(expr, ctx);
                 let items = self.list_literal(set, ctx, "has");
                 let mut ty = Type::Bool;
@@ -378,7 +410,11 @@ impl<'a> Checker<'a> {
             }
             ExprKind::IsNull { expr, negated } => {
                 let inner = self.expr(expr, ctx);
-                let ty = if inner.ty == Type::Error { Type::Error } else { Type::Bool };
+                let ty = if inner.ty == Type::Error {
+                    Type::Error
+                } else {
+                    Type::Bool
+                };
                 typed(
                     IrExpr::IsNull {
                         expr: Box::new(inner),
@@ -401,7 +437,11 @@ impl<'a> Checker<'a> {
                         self.report(
                             Diagnostic::error(
                                 "E0201",
-                                format!("`{}` needs strings, found {} on the {role}", op.keyword(), operand.ty),
+                                format!(
+                                    "`{}` needs strings, found {} on the {role}",
+                                    op.keyword(),
+                                    operand.ty
+                                ),
                             )
                             .with_label(operand.span, format!("this is {}", operand.ty))
                             .with_help("convert numbers with a comparison instead, e.g. `x = 5`"),
@@ -414,7 +454,12 @@ impl<'a> Checker<'a> {
                             if let Err(error) = regex::Regex::new(regex) {
                                 ty = Type::Error;
                                 let detail = error.to_string();
-                                let last = detail.lines().last().unwrap_or("invalid").trim().to_string();
+                                let last = detail
+                                    .lines()
+                                    .last()
+                                    .unwrap_or("invalid")
+                                    .trim()
+                                    .to_string();
                                 self.report(
                                     Diagnostic::error("E0208", format!("invalid regular expression: {last}"))
                                         .with_label(pattern_typed.span, "this pattern does not compile")
@@ -453,9 +498,12 @@ impl<'a> Checker<'a> {
                 Some(t) => item_type = t,
                 None => {
                     self.report(
-                        Diagnostic::error("E0201", format!("{what} mix {item_type} and {}", item.ty))
-                            .with_label(item.span, format!("this is {}", item.ty))
-                            .with_help(format!("make every item {item_type}")),
+                        Diagnostic::error(
+                            "E0201",
+                            format!("{what} mix {item_type} and {}", item.ty),
+                        )
+                        .with_label(item.span, format!("this is {}", item.ty))
+                        .with_help(format!("make every item {item_type}")),
                     );
                     return Type::Error;
                 }
@@ -464,7 +512,12 @@ impl<'a> Checker<'a> {
         item_type
     }
 
-    fn list_literal(&mut self, set: &ast::Expr, ctx: &Ctx<'a>, operator: &str) -> Option<(Vec<TypedExpr>, Type)> {
+    fn list_literal(
+        &mut self,
+        set: &ast::Expr,
+        ctx: &Ctx<'a>,
+        operator: &str,
+    ) -> Option<(Vec<TypedExpr>, Type)> {
         match &set.kind {
             ExprKind::List(items) => {
                 let items: Vec<TypedExpr> = items.iter().map(|i| self.expr(i, ctx)).collect();
@@ -473,28 +526,45 @@ impl<'a> Checker<'a> {
             }
             _ => {
                 self.report(
-                    Diagnostic::error("E0201", format!("`{operator}` needs a list literal on its right"))
-                        .with_label(set.span, "not a list")
-                        .with_help(format!("write the values in brackets, e.g. `{operator} [\"a\", \"b\"]`")),
+                    Diagnostic::error(
+                        "E0201",
+                        format!("`{operator}` needs a list literal on its right"),
+                    )
+                    .with_label(set.span, "not a list")
+                    .with_help(format!(
+                        "write the values in brackets, e.g. `{operator} [\"a\", \"b\"]`"
+                    )),
                 );
                 None
             }
         }
     }
 
-    fn in_expr(&mut self, expr: &ast::Expr, set: &ast::Expr, negated: bool, span: Span, ctx: &Ctx<'a>) -> TypedExpr {
+    fn in_expr(
+        &mut self,
+        expr: &ast::Expr,
+        set: &ast::Expr,
+        negated: bool,
+        span: Span,
+        ctx: &Ctx<'a>,
+    ) -> TypedExpr {
         let value = self.expr(expr, ctx);
         if let ExprKind::List(_) = set.kind {
-            let (items, item_type) = self.list_literal(set, ctx, "in").unwrap_or((Vec::new(), Type::Error));
+            let (items, item_type) = self
+                .list_literal(set, ctx, "in")
+                .unwrap_or((Vec::new(), Type::Error));
             let mut ty = Type::Bool;
             if item_type == Type::Error || value.ty == Type::Error {
                 ty = Type::Error;
             } else if !value.ty.comparable_with(&item_type) {
                 ty = Type::Error;
                 self.report(
-                    Diagnostic::error("E0201", format!("cannot look for {} in a list of {item_type}", value.ty))
-                        .with_label(value.span, format!("this is {}", value.ty))
-                        .with_secondary(set.span, format!("these are {item_type}")),
+                    Diagnostic::error(
+                        "E0201",
+                        format!("cannot look for {} in a list of {item_type}", value.ty),
+                    )
+                    .with_label(value.span, format!("this is {}", value.ty))
+                    .with_secondary(set.span, format!("these are {item_type}")),
                 );
             }
             return TypedExpr {
@@ -512,25 +582,34 @@ impl<'a> Checker<'a> {
             Type::List(item) if value.ty.comparable_with(item) => Type::Bool,
             Type::List(item) => {
                 self.report(
-                    Diagnostic::error("E0201", format!("cannot look for {} in list<{item}>", value.ty))
-                        .with_label(value.span, format!("this is {}", value.ty))
-                        .with_secondary(array.span, format!("this is list<{item}>")),
+                    Diagnostic::error(
+                        "E0201",
+                        format!("cannot look for {} in list<{item}>", value.ty),
+                    )
+                    .with_label(value.span, format!("this is {}", value.ty))
+                    .with_secondary(array.span, format!("this is list<{item}>")),
                 );
                 Type::Error
             }
             t if t.is_unknown() => Type::Error,
             other => {
-                let mut diagnostic = Diagnostic::error("E0201", format!("`in` needs a list on its right, found {other}"))
-                    .with_label(array.span, format!("this is {other}"));
+                let mut diagnostic = Diagnostic::error(
+                    "E0201",
+                    format!("`in` needs a list on its right, found {other}"),
+                )
+                .with_label(array.span, format!("this is {other}"));
                 diagnostic = if let ExprKind::Name(name) = &set.kind
-                    && matches!(self.declarations.get(name.name.as_str()), Some(Declaration::Segment(_)))
-                {
+                    && matches!(
+                        self.declarations.get(name.name.as_str()),
+                        Some(Declaration::Segment(_))
+                    ) {
                     diagnostic.with_help(format!(
                         "to test membership of segment `{0}`, write `in {0}` on its own",
                         name.name
                     ))
                 } else {
-                    diagnostic.with_help("write a list such as `[\"DE\", \"AT\"]` or use a list column")
+                    diagnostic
+                        .with_help("write a list such as `[\"DE\", \"AT\"]` or use a list column")
                 };
                 self.report(diagnostic);
                 Type::Error
@@ -553,9 +632,12 @@ impl<'a> Checker<'a> {
             Type::Error => Type::Error,
             other => {
                 self.report(
-                    Diagnostic::error("E0201", format!("`{operator}` needs conditions, found {other}"))
-                        .with_label(operand.span, format!("this is {}", describe_type(other)))
-                        .with_help("turn it into a condition with a comparison, e.g. `... > 0`"),
+                    Diagnostic::error(
+                        "E0201",
+                        format!("`{operator}` needs conditions, found {other}"),
+                    )
+                    .with_label(operand.span, format!("this is {}", describe_type(other)))
+                    .with_help("turn it into a condition with a comparison, e.g. `... > 0`"),
                 );
                 Type::Error
             }
@@ -582,10 +664,16 @@ impl<'a> Checker<'a> {
             _ => "compare values of the same type",
         };
         self.report(
-            Diagnostic::error("E0201", format!("cannot compare {} with {} using `{operator}`", lhs.ty, rhs.ty))
-                .with_label(rhs.span, format!("this is {}", rhs.ty))
-                .with_secondary(lhs.span, format!("this is {}", lhs.ty))
-                .with_help(help),
+            Diagnostic::error(
+                "E0201",
+                format!(
+                    "cannot compare {} with {} using `{operator}`",
+                    lhs.ty, rhs.ty
+                ),
+            )
+            .with_label(rhs.span, format!("this is {}", rhs.ty))
+            .with_secondary(lhs.span, format!("this is {}", lhs.ty))
+            .with_help(help),
         );
         false
     }
@@ -596,10 +684,18 @@ impl<'a> Checker<'a> {
             And | Or => {
                 let l = self.bool_operand(lhs, op.symbol());
                 let r = self.bool_operand(rhs, op.symbol());
-                if l == Type::Error || r == Type::Error { Type::Error } else { Type::Bool }
+                if l == Type::Error || r == Type::Error {
+                    Type::Error
+                } else {
+                    Type::Bool
+                }
             }
             Eq | NotEq | Lt | LtEq | Gt | GtEq => {
-                if self.comparable(lhs, rhs, op.symbol()) { Type::Bool } else { Type::Error }
+                if self.comparable(lhs, rhs, op.symbol()) {
+                    Type::Bool
+                } else {
+                    Type::Error
+                }
             }
             Add | Sub | Mul | Div | Rem => {
                 if lhs.ty == Type::Error || rhs.ty == Type::Error {
@@ -655,9 +751,19 @@ impl<'a> Checker<'a> {
         }
         if meanings.len() > 1 {
             let what: Vec<String> = meanings.iter().map(|(m, _)| m.clone()).collect();
-            let mut diagnostic = Diagnostic::error("E0105", format!("`{}` is ambiguous: it is {}", ident.name, what.join(" and ")))
-                .with_label(span, "ambiguous name")
-                .with_help(format!("rename the definition of `{}` so it differs from the catalog", ident.name));
+            let mut diagnostic = Diagnostic::error(
+                "E0105",
+                format!(
+                    "`{}` is ambiguous: it is {}",
+                    ident.name,
+                    what.join(" and ")
+                ),
+            )
+            .with_label(span, "ambiguous name")
+            .with_help(format!(
+                "rename the definition of `{}` so it differs from the catalog",
+                ident.name
+            ));
             if let Some(d) = declaration {
                 diagnostic = diagnostic.with_secondary(d.name().span, "defined here");
             }
@@ -667,13 +773,18 @@ impl<'a> Checker<'a> {
         match (declaration, column, event) {
             (Some(Declaration::Segment(_)), _, _) => {
                 self.report(
-                    Diagnostic::error("E0110", format!("`{}` is a segment, not a value", ident.name))
-                        .with_label(span, "segment used as a value")
-                        .with_help(format!("test membership with `in {}`", ident.name)),
+                    Diagnostic::error(
+                        "E0110",
+                        format!("`{}` is a segment, not a value", ident.name),
+                    )
+                    .with_label(span, "segment used as a value")
+                    .with_help(format!("test membership with `in {}`", ident.name)),
                 );
                 Self::error_expr(span)
             }
-            (Some(Declaration::Metric(metric)), _, _) => self.inline(&ident.name, span, &metric.expr, ctx, true),
+            (Some(Declaration::Metric(metric)), _, _) => {
+                self.inline(&ident.name, span, &metric.expr, ctx, true)
+            }
             (Some(Declaration::Stage(_)), _, _) => self.inline_stage(&ident.name, span),
             (None, Some(column), _) => match &column.ty {
                 Some(ty) => TypedExpr {
@@ -693,18 +804,34 @@ impl<'a> Checker<'a> {
                     Self::error_expr(span)
                 }
             },
-            (None, None, Some(_)) => self.measure_for_event_set(&ident.name, None, span, ctx, Aggregate::Exists, None),
+            (None, None, Some(_)) => {
+                self.measure_for_event_set(&ident.name, None, span, ctx, Aggregate::Exists, None)
+            }
             (None, None, None) => {
                 let mut candidates: Vec<&str> = self.declarations.keys().copied().collect();
-                candidates.extend(self.catalog.profiles.columns.iter().map(|c| c.name.as_str()));
+                candidates.extend(
+                    self.catalog
+                        .profiles
+                        .columns
+                        .iter()
+                        .map(|c| c.name.as_str()),
+                );
                 candidates.extend(self.catalog.events.iter().map(|e| e.name.as_str()));
-                let mut diagnostic = Diagnostic::error("E0101", format!("unknown name `{}`", ident.name))
-                    .with_label(span, "not a metric, stage, profile column or event");
+                let mut diagnostic =
+                    Diagnostic::error("E0101", format!("unknown name `{}`", ident.name))
+                        .with_label(span, "not a metric, stage, profile column or event");
                 diagnostic = match closest_name(&ident.name, candidates) {
                     Some(close) => diagnostic.with_help(format!("did you mean `{close}`?")),
                     None => diagnostic.with_help(format!(
                         "profile columns are {}",
-                        list_names(self.catalog.profiles.columns.iter().map(|c| c.name.as_str()), 12)
+                        list_names(
+                            self.catalog
+                                .profiles
+                                .columns
+                                .iter()
+                                .map(|c| c.name.as_str()),
+                            12
+                        )
                     )),
                 };
                 self.report(diagnostic);
@@ -726,7 +853,10 @@ impl<'a> Checker<'a> {
                     self.report(
                         Diagnostic::error(
                             "E0207",
-                            format!("column `{}` has type {}, which SegQL cannot use", column.name, column.source_type),
+                            format!(
+                                "column `{}` has type {}, which SegQL cannot use",
+                                column.name, column.source_type
+                            ),
                         )
                         .with_label(span, "unsupported type"),
                     );
@@ -750,16 +880,20 @@ impl<'a> Checker<'a> {
                 list_names(event.columns.iter().map(|c| c.name.as_str()), 12)
             ))
         } else {
-            let mut diagnostic = Diagnostic::error("E0103", format!("`{}` has no column `{}`", event.name, ident.name))
-                .with_label(span, "unknown event column");
-            diagnostic = match closest_name(&ident.name, event.columns.iter().map(|c| c.name.as_str())) {
-                Some(close) => diagnostic.with_help(format!("did you mean `{close}`?")),
-                None => diagnostic.with_help(format!(
-                    "columns of `{}` are {}",
-                    event.name,
-                    list_names(event.columns.iter().map(|c| c.name.as_str()), 12)
-                )),
-            };
+            let mut diagnostic = Diagnostic::error(
+                "E0103",
+                format!("`{}` has no column `{}`", event.name, ident.name),
+            )
+            .with_label(span, "unknown event column");
+            diagnostic =
+                match closest_name(&ident.name, event.columns.iter().map(|c| c.name.as_str())) {
+                    Some(close) => diagnostic.with_help(format!("did you mean `{close}`?")),
+                    None => diagnostic.with_help(format!(
+                        "columns of `{}` are {}",
+                        event.name,
+                        list_names(event.columns.iter().map(|c| c.name.as_str()), 12)
+                    )),
+                };
             diagnostic
         };
         self.report(diagnostic);
@@ -767,11 +901,22 @@ impl<'a> Checker<'a> {
     }
 
     /// Checks a referenced definition at the use site, reporting nothing (its own check reports).
-    fn inline(&mut self, name: &str, span: Span, body: &ast::Expr, ctx: &Ctx<'a>, open: bool) -> TypedExpr {
+    fn inline(
+        &mut self,
+        name: &str,
+        span: Span,
+        body: &ast::Expr,
+        ctx: &Ctx<'a>,
+        open: bool,
+    ) -> TypedExpr {
         if self.in_cycle.contains(name) {
             return Self::error_expr(span);
         }
-        let window = if open { ctx.window.map(|i| self.windows[i].window) } else { None };
+        let window = if open {
+            ctx.window.map(|i| self.windows[i].window)
+        } else {
+            None
+        };
         let key = (name.to_string(), window);
         if let Some((expr, binds_window, failed)) = self.inline_cache.get(&key).cloned() {
             if binds_window && let Some(i) = ctx.window {
@@ -790,7 +935,8 @@ impl<'a> Checker<'a> {
         let failed = self.suppressed > suppressed_before || expr.ty == Type::Error;
         self.quiet -= 1;
         let binds_window = ctx.window.map(|i| self.windows[i].uses) != uses_before;
-        self.inline_cache.insert(key, (expr.clone(), binds_window, failed));
+        self.inline_cache
+            .insert(key, (expr.clone(), binds_window, failed));
         if failed { Self::error_expr(span) } else { expr }
     }
 
@@ -826,22 +972,40 @@ impl<'a> Checker<'a> {
         }
         match self.declarations.get(ident.name.as_str()).copied() {
             Some(Declaration::Segment(segment)) => {
-                let mut expr = self.inline(&ident.name, span, &segment.expr, ctx, false);
-                if expr.ty == Type::Null {
-                    expr.ty = Type::Bool;
+                // Membership is two-valued: a profile whose condition is null is not a member,
+                // so `not in x` holds for it.
+                let condition = self.inline(&ident.name, span, &segment.expr, ctx, false);
+                let ty = if condition.ty == Type::Error {
+                    Type::Error
+                } else {
+                    Type::Bool
+                };
+                TypedExpr {
+                    kind: IrExpr::IsTrue(Box::new(condition)),
+                    ty,
+                    span,
                 }
-                expr
             }
             Some(other) => {
                 self.report(
-                    Diagnostic::error("E0110", format!("`in` takes a segment, but `{}` is a {}", ident.name, other.kind()))
-                        .with_label(span, format!("a {}", other.kind()))
-                        .with_secondary(other.name().span, "defined here")
-                        .with_help(if other.kind() == "stage" {
-                            format!("compare the stage with a label, e.g. `{} = \"active\"`", ident.name)
-                        } else {
-                            format!("use the metric in a comparison, e.g. `{} > 0`", ident.name)
-                        }),
+                    Diagnostic::error(
+                        "E0110",
+                        format!(
+                            "`in` takes a segment, but `{}` is a {}",
+                            ident.name,
+                            other.kind()
+                        ),
+                    )
+                    .with_label(span, format!("a {}", other.kind()))
+                    .with_secondary(other.name().span, "defined here")
+                    .with_help(if other.kind() == "stage" {
+                        format!(
+                            "compare the stage with a label, e.g. `{} = \"active\"`",
+                            ident.name
+                        )
+                    } else {
+                        format!("use the metric in a comparison, e.g. `{} > 0`", ident.name)
+                    }),
                 );
                 Self::error_expr(span)
             }
@@ -852,14 +1016,16 @@ impl<'a> Checker<'a> {
                     .filter(|(_, d)| matches!(d, Declaration::Segment(_)))
                     .map(|(n, _)| *n)
                     .collect();
-                let mut diagnostic = Diagnostic::error("E0104", format!("unknown segment `{}`", ident.name))
-                    .with_label(span, "no segment of this name");
+                let mut diagnostic =
+                    Diagnostic::error("E0104", format!("unknown segment `{}`", ident.name))
+                        .with_label(span, "no segment of this name");
                 diagnostic = match closest_name(&ident.name, segments.iter().copied()) {
                     Some(close) => diagnostic.with_help(format!("did you mean `{close}`?")),
                     None => {
                         let mut sorted = segments.clone();
                         sorted.sort();
-                        diagnostic.with_help(format!("known segments are {}", list_names(sorted, 10)))
+                        diagnostic
+                            .with_help(format!("known segments are {}", list_names(sorted, 10)))
                     }
                 };
                 self.report(diagnostic);
@@ -868,7 +1034,13 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn window(&mut self, inner: &ast::Expr, window: &ast::Window, span: Span, ctx: &Ctx<'a>) -> TypedExpr {
+    fn window(
+        &mut self,
+        inner: &ast::Expr,
+        window: &ast::Window,
+        span: Span,
+        ctx: &Ctx<'a>,
+    ) -> TypedExpr {
         let window_value = self.window_bounds(window);
         let Some(window_value) = window_value else {
             let _ = self.expr(inner, ctx);
@@ -954,7 +1126,9 @@ impl<'a> Checker<'a> {
                             self.report(
                                 Diagnostic::error("E0206", "the range ends before it starts")
                                     .with_label(start.span.to(end.span), "empty range")
-                                    .with_help("write the earlier time first: `within START .. END`"),
+                                    .with_help(
+                                        "write the earlier time first: `within START .. END`",
+                                    ),
                             );
                             return None;
                         }
@@ -986,26 +1160,45 @@ impl<'a> Checker<'a> {
         if value.is_none() {
             self.report(
                 Diagnostic::error("E0206", "a window needs a fixed duration or time")
-                    .with_label(expr.span, format!("this is {}, not a constant", describe_type(&typed.ty)))
-                    .with_help("write a duration such as `30d`, a date such as `1997-06-01`, or `90d ago`"),
+                    .with_label(
+                        expr.span,
+                        format!("this is {}, not a constant", describe_type(&typed.ty)),
+                    )
+                    .with_help(
+                        "write a duration such as `30d`, a date such as `1997-06-01`, or `90d ago`",
+                    ),
             );
         }
         value
     }
 
-    fn call(&mut self, function: &ast::Ident, args: &[ast::Argument], span: Span, ctx: &Ctx<'a>) -> TypedExpr {
+    fn call(
+        &mut self,
+        function: &ast::Ident,
+        args: &[ast::Argument],
+        span: Span,
+        ctx: &Ctx<'a>,
+    ) -> TypedExpr {
         let name = function.name.as_str();
         if self.catalog.event(name).is_some() {
             if let Some(event) = ctx.event {
                 self.report(
-                    Diagnostic::error("E0209", format!("event set `{name}` cannot be used inside a filter of `{}`", event.name))
-                        .with_label(span, "event set inside an event filter")
-                        .with_help("combine event sets with `and` outside the parentheses"),
+                    Diagnostic::error(
+                        "E0209",
+                        format!(
+                            "event set `{name}` cannot be used inside a filter of `{}`",
+                            event.name
+                        ),
+                    )
+                    .with_label(span, "event set inside an event filter")
+                    .with_help("combine event sets with `and` outside the parentheses"),
                 );
                 return Self::error_expr(span);
             }
             return match self.event_filter(name, args, span) {
-                Some(filter) => self.measure_for_event_set(name, filter, span, ctx, Aggregate::Exists, None),
+                Some(filter) => {
+                    self.measure_for_event_set(name, filter, span, ctx, Aggregate::Exists, None)
+                }
                 None => Self::error_expr(span),
             };
         }
@@ -1070,11 +1263,19 @@ fn fold_time(expr: &TypedExpr) -> Option<ConstTime> {
                 })
             };
             match (op, l, r) {
-                (BinaryOp::Add, ConstTime::Duration(a), ConstTime::Duration(b)) => Some(ConstTime::Duration(a.checked_add(b)?)),
-                (BinaryOp::Sub, ConstTime::Duration(a), ConstTime::Duration(b)) => Some(ConstTime::Duration(a.checked_sub(b)?)),
+                (BinaryOp::Add, ConstTime::Duration(a), ConstTime::Duration(b)) => {
+                    Some(ConstTime::Duration(a.checked_add(b)?))
+                }
+                (BinaryOp::Sub, ConstTime::Duration(a), ConstTime::Duration(b)) => {
+                    Some(ConstTime::Duration(a.checked_sub(b)?))
+                }
                 (BinaryOp::Add, ConstTime::Point(p), ConstTime::Duration(d))
-                | (BinaryOp::Add, ConstTime::Duration(d), ConstTime::Point(p)) => Some(ConstTime::Point(shift(p, d)?)),
-                (BinaryOp::Sub, ConstTime::Point(p), ConstTime::Duration(d)) => Some(ConstTime::Point(shift(p, d.checked_neg()?)?)),
+                | (BinaryOp::Add, ConstTime::Duration(d), ConstTime::Point(p)) => {
+                    Some(ConstTime::Point(shift(p, d)?))
+                }
+                (BinaryOp::Sub, ConstTime::Point(p), ConstTime::Duration(d)) => {
+                    Some(ConstTime::Point(shift(p, d.checked_neg()?)?))
+                }
                 _ => None,
             }
         }
@@ -1096,4 +1297,3 @@ pub fn describe_type(ty: &Type) -> String {
         Type::Error => "invalid".into(),
     }
 }
-

@@ -17,13 +17,22 @@ impl<'a> Checker<'a> {
             match declaration {
                 Declaration::Segment(d) => collect_references(&d.expr, &mut references),
                 Declaration::Metric(d) => collect_references(&d.expr, &mut references),
-                Declaration::Stage(d) => d.arms.iter().for_each(|arm| collect_references(&arm.expr, &mut references)),
+                Declaration::Stage(d) => d
+                    .arms
+                    .iter()
+                    .for_each(|arm| collect_references(&arm.expr, &mut references)),
             }
             references.retain(|(name, _)| self.declarations.contains_key(name.as_str()));
-            edges.entry(declaration.name().name.as_str()).or_insert(references);
+            edges
+                .entry(declaration.name().name.as_str())
+                .or_insert(references);
         }
         let mut names: Vec<&str> = edges.keys().copied().collect();
-        names.sort_by_key(|n| self.declarations.get(n).map(|d| (d.span().file, d.span().start)));
+        names.sort_by_key(|n| {
+            self.declarations
+                .get(n)
+                .map(|d| (d.span().file, d.span().start))
+        });
         let mut done: HashSet<&str> = HashSet::new();
         for start in names {
             if done.contains(start) {
@@ -44,7 +53,9 @@ impl<'a> Checker<'a> {
                     last.1 += 1;
                 }
                 let (target, span) = &node_edges[next_edge];
-                let Some((target, _)) = edges.get_key_value(target.as_str()) else { continue };
+                let Some((target, _)) = edges.get_key_value(target.as_str()) else {
+                    continue;
+                };
                 let target: &str = target;
                 if on_path.contains(target) {
                     let cycle_start = path.iter().position(|(n, _)| *n == target).unwrap_or(0);
@@ -84,7 +95,12 @@ impl<'a> Checker<'a> {
     }
 
     /// Checks the filter of `event(args)`. `None` after an error; `Some(None)` for no filter.
-    pub(super) fn event_filter(&mut self, event: &str, args: &[ast::Argument], span: Span) -> Option<Option<TypedExpr>> {
+    pub(super) fn event_filter(
+        &mut self,
+        event: &str,
+        args: &[ast::Argument],
+        span: Span,
+    ) -> Option<Option<TypedExpr>> {
         let table = self.catalog.event(event)?;
         match args {
             [] => Some(None),
@@ -142,7 +158,10 @@ impl<'a> Checker<'a> {
             }
             None => TimeWindow::default(),
         };
-        let column_type = column.as_ref().map(|(_, t)| t.clone()).unwrap_or(Type::Null);
+        let column_type = column
+            .as_ref()
+            .map(|(_, t)| t.clone())
+            .unwrap_or(Type::Null);
         let ty = match aggregate {
             Aggregate::Exists => Type::Bool,
             Aggregate::Count | Aggregate::CountValues | Aggregate::CountDistinct => Type::Int,
@@ -174,12 +193,20 @@ impl<'a> Checker<'a> {
         ctx: &Ctx<'a>,
     ) -> TypedExpr {
         let name = function.name.as_str();
-        let example_event = self.catalog.events.first().map(|e| e.name.clone()).unwrap_or_else(|| "purchased".into());
+        let example_event = self
+            .catalog
+            .events
+            .first()
+            .map(|e| e.name.clone())
+            .unwrap_or_else(|| "purchased".into());
         let [argument] = args else {
             self.report(
-                Diagnostic::error("E0205", format!("`{name}` takes one argument, found {}", args.len()))
-                    .with_label(span, "wrong number of arguments")
-                    .with_help(aggregate_usage(aggregate, &example_event)),
+                Diagnostic::error(
+                    "E0205",
+                    format!("`{name}` takes one argument, found {}", args.len()),
+                )
+                .with_label(span, "wrong number of arguments")
+                .with_help(aggregate_usage(aggregate, &example_event)),
             );
             return Self::error_expr(span);
         };
@@ -190,11 +217,18 @@ impl<'a> Checker<'a> {
         };
         let Some(event) = self.event_of(set_expr) else {
             let found = self.expr_quietly(&argument.expr, ctx);
-            let what = if found.ty == Type::Error { "this".to_string() } else { describe_type(&found.ty) };
+            let what = if found.ty == Type::Error {
+                "this".to_string()
+            } else {
+                describe_type(&found.ty)
+            };
             self.report(
-                Diagnostic::error("E0204", format!("`{name}` aggregates over events, but its argument is {what}"))
-                    .with_label(argument.expr.span, "not an event set or event column")
-                    .with_help(aggregate_usage(aggregate, &example_event)),
+                Diagnostic::error(
+                    "E0204",
+                    format!("`{name}` aggregates over events, but its argument is {what}"),
+                )
+                .with_label(argument.expr.span, "not an event set or event column")
+                .with_help(aggregate_usage(aggregate, &example_event)),
             );
             return Self::error_expr(span);
         };
@@ -212,9 +246,15 @@ impl<'a> Checker<'a> {
                     return Self::error_expr(span);
                 };
                 let Some(column) = table.column(&ident.name) else {
-                    let mut diagnostic = Diagnostic::error("E0103", format!("`{event}` has no column `{}`", ident.name))
-                        .with_label(ident.span, "unknown event column");
-                    diagnostic = match crate::diagnostic::closest_name(&ident.name, table.columns.iter().map(|c| c.name.as_str())) {
+                    let mut diagnostic = Diagnostic::error(
+                        "E0103",
+                        format!("`{event}` has no column `{}`", ident.name),
+                    )
+                    .with_label(ident.span, "unknown event column");
+                    diagnostic = match crate::diagnostic::closest_name(
+                        &ident.name,
+                        table.columns.iter().map(|c| c.name.as_str()),
+                    ) {
                         Some(close) => diagnostic.with_help(format!("did you mean `{close}`?")),
                         None => diagnostic.with_help(format!(
                             "columns of `{event}` are {}",
@@ -228,7 +268,10 @@ impl<'a> Checker<'a> {
                     self.report(
                         Diagnostic::error(
                             "E0207",
-                            format!("column `{}` has type {}, which SegQL cannot use", column.name, column.source_type),
+                            format!(
+                                "column `{}` has type {}, which SegQL cannot use",
+                                column.name, column.source_type
+                            ),
                         )
                         .with_label(ident.span, "unsupported type"),
                     );
@@ -259,15 +302,25 @@ impl<'a> Checker<'a> {
             }
             (_, None, None) => {
                 self.report(
-                    Diagnostic::error("E0204", format!("`{name}` needs an event column, such as `{name}({event}.amount)`"))
-                        .with_label(argument.expr.span, "an event set, not a column")
-                        .with_help(format!(
-                            "columns of `{event}` are {}",
-                            list_names(
-                                self.catalog.event(&event).map(|t| t.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>()).unwrap_or_default(),
-                                12
-                            )
-                        )),
+                    Diagnostic::error(
+                        "E0204",
+                        format!("`{name}` needs an event column, such as `{name}({event}.amount)`"),
+                    )
+                    .with_label(argument.expr.span, "an event set, not a column")
+                    .with_help(format!(
+                        "columns of `{event}` are {}",
+                        list_names(
+                            self.catalog
+                                .event(&event)
+                                .map(|t| t
+                                    .columns
+                                    .iter()
+                                    .map(|c| c.name.as_str())
+                                    .collect::<Vec<_>>())
+                                .unwrap_or_default(),
+                            12
+                        )
+                    )),
                 );
                 return Self::error_expr(span);
             }
@@ -304,11 +357,20 @@ impl<'a> Checker<'a> {
         typed
     }
 
-    pub(super) fn function(&mut self, function: Function, args: &[ast::Argument], span: Span, ctx: &Ctx<'a>) -> TypedExpr {
+    pub(super) fn function(
+        &mut self,
+        function: Function,
+        args: &[ast::Argument],
+        span: Span,
+        ctx: &Ctx<'a>,
+    ) -> TypedExpr {
         if let Some(distinct) = args.iter().find_map(|a| a.distinct) {
             self.report(
-                Diagnostic::error("E0204", format!("`distinct` is not valid in `{}`", function.name()))
-                    .with_label(distinct, "only `count(distinct ...)` takes it"),
+                Diagnostic::error(
+                    "E0204",
+                    format!("`distinct` is not valid in `{}`", function.name()),
+                )
+                .with_label(distinct, "only `count(distinct ...)` takes it"),
             );
             return Self::error_expr(span);
         }
@@ -324,31 +386,51 @@ impl<'a> Checker<'a> {
         };
         if !arity_ok {
             self.report(
-                Diagnostic::error("E0205", format!("`{}` takes {} arguments, found {}", function.name(), arity_text(function), typed_args.len()))
-                    .with_label(span, "wrong number of arguments")
-                    .with_help(format!("usage: {}", function.signature())),
+                Diagnostic::error(
+                    "E0205",
+                    format!(
+                        "`{}` takes {} arguments, found {}",
+                        function.name(),
+                        arity_text(function),
+                        typed_args.len()
+                    ),
+                )
+                .with_label(span, "wrong number of arguments")
+                .with_help(format!("usage: {}", function.signature())),
             );
             return Self::error_expr(span);
         }
-        let expect = |checker: &mut Checker<'a>, arg: &TypedExpr, ok: bool, expected: &str| -> bool {
-            if ok || arg.ty.is_unknown() {
-                return true;
-            }
-            checker.report(
-                Diagnostic::error("E0201", format!("`{}` expects {expected}, found {}", function.name(), arg.ty))
+        let expect =
+            |checker: &mut Checker<'a>, arg: &TypedExpr, ok: bool, expected: &str| -> bool {
+                if ok || arg.ty.is_unknown() {
+                    return true;
+                }
+                checker.report(
+                    Diagnostic::error(
+                        "E0201",
+                        format!("`{}` expects {expected}, found {}", function.name(), arg.ty),
+                    )
                     .with_label(arg.span, format!("this is {}", arg.ty))
                     .with_help(format!("usage: {}", function.signature())),
-            );
-            false
-        };
+                );
+                false
+            };
         let first = &typed_args[0];
         let (ok, ty) = match function {
-            Function::Lower | Function::Upper | Function::Trim => {
-                (expect(self, first, first.ty == Type::String, "a string"), Type::String)
-            }
-            Function::Length => (expect(self, first, first.ty == Type::String, "a string"), Type::Int),
+            Function::Lower | Function::Upper | Function::Trim => (
+                expect(self, first, first.ty == Type::String, "a string"),
+                Type::String,
+            ),
+            Function::Length => (
+                expect(self, first, first.ty == Type::String, "a string"),
+                Type::Int,
+            ),
             Function::Abs | Function::Round | Function::Floor | Function::Ceil => {
-                let ty = if first.ty == Type::Null { Type::Float } else { first.ty.clone() };
+                let ty = if first.ty == Type::Null {
+                    Type::Float
+                } else {
+                    first.ty.clone()
+                };
                 (expect(self, first, first.ty.is_numeric(), "a number"), ty)
             }
             Function::Coalesce => {
@@ -365,14 +447,19 @@ impl<'a> Checker<'a> {
                 }
                 (ok, ty)
             }
-            Function::DaysSince => (expect(self, first, first.ty == Type::Timestamp, "a timestamp"), Type::Float),
-            Function::Year | Function::Month | Function::DayOfWeek => {
-                (expect(self, first, first.ty == Type::Timestamp, "a timestamp"), Type::Int)
-            }
+            Function::DaysSince => (
+                expect(self, first, first.ty == Type::Timestamp, "a timestamp"),
+                Type::Float,
+            ),
+            Function::Year | Function::Month | Function::DayOfWeek => (
+                expect(self, first, first.ty == Type::Timestamp, "a timestamp"),
+                Type::Int,
+            ),
             Function::DateTrunc => {
                 let unit_ok = match &first.kind {
                     IrExpr::Literal(Value::String(unit)) => {
-                        let valid = ["year", "quarter", "month", "week", "day", "hour", "minute"].contains(&unit.as_str());
+                        let valid = ["year", "quarter", "month", "week", "day", "hour", "minute"]
+                            .contains(&unit.as_str());
                         if !valid {
                             self.report(
                                 Diagnostic::error("E0201", format!("`date_trunc` does not know the unit \"{unit}\""))
@@ -382,20 +469,42 @@ impl<'a> Checker<'a> {
                         }
                         valid
                     }
-                    _ => expect(self, first, false, "a unit string literal such as \"month\" first"),
+                    _ => expect(
+                        self,
+                        first,
+                        false,
+                        "a unit string literal such as \"month\" first",
+                    ),
                 };
                 let second = &typed_args[1];
-                (unit_ok && expect(self, second, second.ty == Type::Timestamp, "a timestamp second"), Type::Timestamp)
+                (
+                    unit_ok
+                        && expect(
+                            self,
+                            second,
+                            second.ty == Type::Timestamp,
+                            "a timestamp second",
+                        ),
+                    Type::Timestamp,
+                )
             }
             Function::GeoDistanceKm => {
-                let ok = typed_args
-                    .iter()
-                    .all(|arg| expect(self, arg, arg.ty.is_numeric(), "coordinates in degrees (numbers)"));
+                let ok = typed_args.iter().all(|arg| {
+                    expect(
+                        self,
+                        arg,
+                        arg.ty.is_numeric(),
+                        "coordinates in degrees (numbers)",
+                    )
+                });
                 (ok, Type::Float)
             }
         };
         TypedExpr {
-            kind: IrExpr::Function { function, args: typed_args },
+            kind: IrExpr::Function {
+                function,
+                args: typed_args,
+            },
             ty: if ok { ty } else { Type::Error },
             span,
         }
@@ -413,8 +522,13 @@ fn arity_text(function: Function) -> &'static str {
 
 fn aggregate_usage(aggregate: Aggregate, event: &str) -> String {
     match aggregate {
-        Aggregate::Count | Aggregate::CountValues | Aggregate::CountDistinct | Aggregate::Exists => {
-            format!("write `count({event})`, `count({event}(FILTER))` or `count(distinct {event}.column)`")
+        Aggregate::Count
+        | Aggregate::CountValues
+        | Aggregate::CountDistinct
+        | Aggregate::Exists => {
+            format!(
+                "write `count({event})`, `count({event}(FILTER))` or `count(distinct {event}.column)`"
+            )
         }
         other => format!("write `{}({event}.column)`", other.name()),
     }
@@ -423,7 +537,9 @@ fn aggregate_usage(aggregate: Aggregate, event: &str) -> String {
 /// Names used in `expr` that may refer to declarations, with the span of each use.
 fn collect_references(expr: &ast::Expr, out: &mut Vec<(String, Span)>) {
     match &expr.kind {
-        ExprKind::Name(ident) | ExprKind::InSegment(ident) => out.push((ident.name.clone(), ident.span)),
+        ExprKind::Name(ident) | ExprKind::InSegment(ident) => {
+            out.push((ident.name.clone(), ident.span))
+        }
         ExprKind::Literal(_) | ExprKind::Now | ExprKind::Ago(_) => {}
         ExprKind::List(items) => items.iter().for_each(|i| collect_references(i, out)),
         ExprKind::Call { args, .. } => args.iter().for_each(|a| collect_references(&a.expr, out)),

@@ -15,10 +15,16 @@ use segql::{Report, Session, render};
 const DEMO_SEGMENTS: &str = include_str!("../../examples/shop/segments.seg");
 
 #[derive(Parser)]
-#[command(name = "segql", version, about = "SegQL: customer segments compiled to DataFusion plans")]
-#[command(long_about = "SegQL compiles customer-segment definitions (.seg files) against a catalog \
+#[command(
+    name = "segql",
+    version,
+    about = "SegQL: customer segments compiled to DataFusion plans"
+)]
+#[command(
+    long_about = "SegQL compiles customer-segment definitions (.seg files) against a catalog \
 of profile and event tables (segql.toml) and evaluates them with DataFusion.\n\n\
-The catalog is found next to the first segment file or in a parent directory, or given with --catalog.")]
+The catalog is found next to the first segment file or in a parent directory, or given with --catalog."
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -135,8 +141,9 @@ enum Format {
 }
 
 fn parse_time(text: &str) -> Result<i64, String> {
-    segql::syntax::parse_timestamp(text)
-        .ok_or_else(|| format!("`{text}` is not a time; write `1998-07-01` or `1998-07-01T12:00:00Z`"))
+    segql::syntax::parse_timestamp(text).ok_or_else(|| {
+        format!("`{text}` is not a time; write `1998-07-01` or `1998-07-01T12:00:00Z`")
+    })
 }
 
 /// Where diagnostics go and how they look.
@@ -147,7 +154,8 @@ struct Printer {
 
 impl Printer {
     fn new(format: DiagnosticsFormat) -> Printer {
-        let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        let color = std::io::stderr().is_terminal()
+            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
         Printer { format, color }
     }
 
@@ -186,7 +194,18 @@ pub async fn run(cli: Cli) -> ExitCode {
             format,
             out,
             common,
-        } => run_segments(&file, &segment, as_of, &with, format, out.as_deref(), &common).await,
+        } => {
+            run_segments(
+                &file,
+                &segment,
+                as_of,
+                &with,
+                format,
+                out.as_deref(),
+                &common,
+            )
+            .await
+        }
         Command::Count {
             file,
             segment,
@@ -203,11 +222,18 @@ pub async fn run(cli: Cli) -> ExitCode {
 }
 
 /// Opens the catalog for `files` and adds the catalog's segment files and `files`.
-async fn open_session(files: &[PathBuf], common: &Common, require_data: bool) -> Result<Session, Report> {
+async fn open_session(
+    files: &[PathBuf],
+    common: &Common,
+    require_data: bool,
+) -> Result<Session, Report> {
     let catalog_path = match &common.catalog {
         Some(path) => path.clone(),
         None => {
-            let start = files.first().map(PathBuf::as_path).unwrap_or(Path::new("."));
+            let start = files
+                .first()
+                .map(PathBuf::as_path)
+                .unwrap_or(Path::new("."));
             Catalog::find(start).ok_or_else(|| {
                 let diagnostic = Diagnostic::error(
                     "E0302",
@@ -220,13 +246,15 @@ async fn open_session(files: &[PathBuf], common: &Common, require_data: bool) ->
     };
     for file in files {
         if !file.exists() {
-            let diagnostic = Diagnostic::error("E0401", format!("`{}` does not exist", file.display()))
-                .with_help("check the path of the segment file");
+            let diagnostic =
+                Diagnostic::error("E0401", format!("`{}` does not exist", file.display()))
+                    .with_help("check the path of the segment file");
             return Err(Report::new(diagnostic.into(), &SourceMap::new()));
         }
     }
     let mut sources = SourceMap::new();
-    let catalog = Catalog::load(&catalog_path, &mut sources).map_err(|d| Report::new(d, &sources))?;
+    let catalog =
+        Catalog::load(&catalog_path, &mut sources).map_err(|d| Report::new(d, &sources))?;
     let mut seen = HashSet::new();
     let mut to_load = Vec::new();
     for file in catalog.segment_files.iter().chain(files) {
@@ -273,7 +301,13 @@ async fn check(files: &[PathBuf], common: &Common) -> ExitCode {
     }
 }
 
-async fn compile(file: &Path, segment: &str, emit: Emit, as_of: Option<i64>, common: &Common) -> ExitCode {
+async fn compile(
+    file: &Path,
+    segment: &str,
+    emit: Emit,
+    as_of: Option<i64>,
+    common: &Common,
+) -> ExitCode {
     let printer = Printer::new(common.diagnostics);
     let mut session = match open_session(&[file.to_path_buf()], common, false).await {
         Ok(session) => session,
@@ -326,7 +360,10 @@ async fn compile(file: &Path, segment: &str, emit: Emit, as_of: Option<i64>, com
 
 fn print_stdout(text: &str) -> ExitCode {
     let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(text.as_bytes()).and_then(|_| stdout.flush()) {
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|_| stdout.flush())
+    {
         Ok(()) => ExitCode::SUCCESS,
         // A closed pipe (`| head`) is not an error worth a message.
         Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
@@ -377,7 +414,11 @@ async fn run_segments(
     }
     let names = segment_names(&session, file, named);
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let with: Vec<&str> = with.iter().map(String::as_str).filter(|w| !w.is_empty()).collect();
+    let with: Vec<&str> = with
+        .iter()
+        .map(String::as_str)
+        .filter(|w| !w.is_empty())
+        .collect();
     let plan = match session.plan_segments(&names, &with) {
         Ok(plan) => plan,
         Err(report) => return printer.report(&report),
@@ -395,7 +436,12 @@ async fn run_segments(
     };
     let written = match out {
         Some(path) => segql::exec::write_file(&batches, &schema, format, path),
-        None => segql::exec::write(&batches, &schema, format, std::io::BufWriter::new(std::io::stdout())),
+        None => segql::exec::write(
+            &batches,
+            &schema,
+            format,
+            std::io::BufWriter::new(std::io::stdout()),
+        ),
     };
     match written {
         Ok(()) => ExitCode::SUCCESS,
@@ -422,12 +468,21 @@ async fn count(file: &Path, named: &[String], as_of: Option<i64>, common: &Commo
         Err(report) => return printer.report(&report),
     };
     let elapsed = started.elapsed();
-    let width = counts.iter().map(|(name, _)| name.len()).max().unwrap_or(7).max(7);
+    let width = counts
+        .iter()
+        .map(|(name, _)| name.len())
+        .max()
+        .unwrap_or(7)
+        .max(7);
     let mut text = format!("{:<width$}  {:>10}\n", "segment", "members");
     for (name, members) in &counts {
         text.push_str(&format!("{name:<width$}  {members:>10}\n"));
     }
-    eprintln!("{} segments counted in {:.3} s", counts.len(), elapsed.as_secs_f64());
+    eprintln!(
+        "{} segments counted in {:.3} s",
+        counts.len(),
+        elapsed.as_secs_f64()
+    );
     print_stdout(&text)
 }
 
@@ -455,7 +510,11 @@ fn demo(customers: usize, events_per_customer: usize, seed: u64, out: &Path) -> 
             for (table, rows) in &summary.tables {
                 eprintln!("{table:>14}: {rows} rows");
             }
-            eprintln!("wrote {} in {:.1} s", out.display(), started.elapsed().as_secs_f64());
+            eprintln!(
+                "wrote {} in {:.1} s",
+                out.display(),
+                started.elapsed().as_secs_f64()
+            );
             eprintln!("try: segql count {}", segments.display());
             ExitCode::SUCCESS
         }

@@ -4,8 +4,8 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Column, ScalarValue};
 use datafusion::error::Result;
 use datafusion::functions::expr_fn::{
-    abs, asin, btrim, ceil, character_length, contains, cos, date_part, date_trunc, ends_with, floor, radians,
-    round, sin, sqrt, starts_with, upper,
+    abs, asin, btrim, ceil, character_length, contains, cos, date_part, date_trunc, ends_with,
+    floor, radians, round, sin, sqrt, starts_with, upper,
 };
 use datafusion::functions_nested::expr_fn::{array_has, array_has_all, array_has_any, make_array};
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator, binary_expr, cast, lit, when};
@@ -52,7 +52,9 @@ pub fn visit(expr: &TypedExpr, f: &mut dyn FnMut(&TypedExpr)) {
         | IrExpr::EventColumn(_)
         | IrExpr::Measure(_) => {}
         IrExpr::List(items) => items.iter().for_each(|i| visit(i, f)),
-        IrExpr::Not(e) | IrExpr::Negate(e) | IrExpr::IsNull { expr: e, .. } => visit(e, f),
+        IrExpr::Not(e) | IrExpr::IsTrue(e) | IrExpr::Negate(e) | IrExpr::IsNull { expr: e, .. } => {
+            visit(e, f)
+        }
         IrExpr::Binary { lhs, rhs, .. } => {
             visit(lhs, f);
             visit(rhs, f);
@@ -100,7 +102,9 @@ fn lower(expr: &TypedExpr, as_of: i64, scope: Scope<'_>) -> Result<Expr> {
     Ok(match &expr.kind {
         IrExpr::Literal(value) => value_literal(value),
         IrExpr::RelativeTime(offset) => timestamp_literal(as_of.saturating_add(*offset)),
-        IrExpr::ProfileColumn(name) => Expr::Column(Column::new(Some(PROFILES_ALIAS), name.as_str())),
+        IrExpr::ProfileColumn(name) => {
+            Expr::Column(Column::new(Some(PROFILES_ALIAS), name.as_str()))
+        }
         IrExpr::EventColumn(name) => Expr::Column(Column::from_name(name.as_str())),
         IrExpr::Measure(id) => {
             let Scope::Profile(program) = scope else {
@@ -109,7 +113,10 @@ fn lower(expr: &TypedExpr, as_of: i64, scope: Scope<'_>) -> Result<Expr> {
                 ));
             };
             let measure = &program.measures[*id];
-            let column = Expr::Column(Column::new(Some(measure_alias(&measure.event)), measure_column(*id)));
+            let column = Expr::Column(Column::new(
+                Some(measure_alias(&measure.event)),
+                measure_column(*id),
+            ));
             match measure.aggregate {
                 // Profiles without events have no row in the measure table: zero, not null.
                 Aggregate::Exists => coalesce(vec![column, lit(0i64)]).gt(lit(0i64)),
@@ -123,6 +130,7 @@ fn lower(expr: &TypedExpr, as_of: i64, scope: Scope<'_>) -> Result<Expr> {
         }
         IrExpr::List(items) => make_array(items.iter().map(recurse).collect::<Result<Vec<_>>>()?),
         IrExpr::Not(inner) => Expr::Not(Box::new(recurse(inner)?)),
+        IrExpr::IsTrue(inner) => Expr::IsTrue(Box::new(recurse(inner)?)),
         IrExpr::Negate(inner) => Expr::Negative(Box::new(recurse(inner)?)),
         IrExpr::Binary { op, lhs, rhs } => {
             let (l, r) = (recurse(lhs)?, recurse(rhs)?);
@@ -150,21 +158,46 @@ fn lower(expr: &TypedExpr, as_of: i64, scope: Scope<'_>) -> Result<Expr> {
             };
             if *op == BinaryOp::Sub && lhs.ty == Type::Timestamp && rhs.ty == Type::Timestamp {
                 // timestamp - timestamp: a duration in nanoseconds.
-                let nanos = binary_expr(cast(l, DataType::Int64), Operator::Minus, cast(r, DataType::Int64));
-                return Ok(cast(nanos, DataType::Duration(datafusion::arrow::datatypes::TimeUnit::Nanosecond)));
+                let nanos = binary_expr(
+                    cast(l, DataType::Int64),
+                    Operator::Minus,
+                    cast(r, DataType::Int64),
+                );
+                return Ok(cast(
+                    nanos,
+                    DataType::Duration(datafusion::arrow::datatypes::TimeUnit::Nanosecond),
+                ));
             }
             Expr::BinaryExpr(BinaryExpr::new(Box::new(l), operator, Box::new(r)))
         }
-        IrExpr::Between { expr, low, high } => recurse(expr)?.between(recurse(low)?, recurse(high)?),
-        IrExpr::InList { expr, items, negated } => {
+        IrExpr::Between { expr, low, high } => {
+            recurse(expr)?.between(recurse(low)?, recurse(high)?)
+        }
+        IrExpr::InList {
+            expr,
+            items,
+            negated,
+        } => {
             let items = items.iter().map(recurse).collect::<Result<Vec<_>>>()?;
             recurse(expr)?.in_list(items, *negated)
         }
-        IrExpr::InArray { expr, array, negated } => {
+        IrExpr::InArray {
+            expr,
+            array,
+            negated,
+        } => {
             let has = array_has(recurse(array)?, recurse(expr)?);
-            if *negated { Expr::Not(Box::new(has)) } else { has }
+            if *negated {
+                Expr::Not(Box::new(has))
+            } else {
+                has
+            }
         }
-        IrExpr::Has { array, quantifier, items } => {
+        IrExpr::Has {
+            array,
+            quantifier,
+            items,
+        } => {
             let items = make_array(items.iter().map(recurse).collect::<Result<Vec<_>>>()?);
             match quantifier {
                 Quantifier::Any => array_has_any(recurse(array)?, items),
@@ -173,7 +206,11 @@ fn lower(expr: &TypedExpr, as_of: i64, scope: Scope<'_>) -> Result<Expr> {
         }
         IrExpr::IsNull { expr, negated } => {
             let inner = recurse(expr)?;
-            if *negated { inner.is_not_null() } else { inner.is_null() }
+            if *negated {
+                inner.is_not_null()
+            } else {
+                inner.is_null()
+            }
         }
         IrExpr::StringTest { op, expr, pattern } => {
             let (value, pattern) = (recurse(expr)?, recurse(pattern)?);
@@ -214,12 +251,12 @@ fn lower_function(function: Function, mut args: Vec<Expr>, as_of: i64) -> Result
         Function::Ceil => ceil(arg(0)),
         Function::Coalesce => coalesce(args),
         Function::DaysSince => {
-            let nanos = binary_expr(
-                lit(as_of),
-                Operator::Minus,
-                cast(arg(0), DataType::Int64),
-            );
-            binary_expr(cast(nanos, DataType::Float64), Operator::Divide, lit(NANOS_PER_DAY))
+            let nanos = binary_expr(lit(as_of), Operator::Minus, cast(arg(0), DataType::Int64));
+            binary_expr(
+                cast(nanos, DataType::Float64),
+                Operator::Divide,
+                lit(NANOS_PER_DAY),
+            )
         }
         Function::DateTrunc => date_trunc(arg(0), arg(1)),
         Function::Year => cast(date_part(lit("year"), arg(0)), DataType::Int64),

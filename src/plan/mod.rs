@@ -19,11 +19,11 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::common::Column;
 use datafusion::datasource::provider_as_source;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::logical_expr::{
-    Expr, ExprFunctionExt, JoinType, LogicalPlan, LogicalPlanBuilder, LogicalTableSource, TableSource, cast, col,
-    lit, when,
-};
 use datafusion::functions_aggregate::expr_fn::{avg, count, first_value, max, min, sum};
+use datafusion::logical_expr::{
+    Expr, ExprFunctionExt, JoinType, LogicalPlan, LogicalPlanBuilder, LogicalTableSource,
+    TableSource, cast, col, lit, when,
+};
 use datafusion::prelude::SessionContext;
 
 use crate::catalog::{CatalogSchema, TableSchema};
@@ -59,10 +59,19 @@ impl Tables {
             let fields: Vec<Field> = table
                 .columns
                 .iter()
-                .map(|c| Field::new(&c.name, c.ty.as_ref().map(arrow_type).unwrap_or(DataType::Null), true))
+                .map(|c| {
+                    Field::new(
+                        &c.name,
+                        c.ty.as_ref().map(arrow_type).unwrap_or(DataType::Null),
+                        true,
+                    )
+                })
                 .collect();
             let schema = Arc::new(Schema::new(fields));
-            sources.insert(table.name.clone(), Arc::new(LogicalTableSource::new(schema)));
+            sources.insert(
+                table.name.clone(),
+                Arc::new(LogicalTableSource::new(schema)),
+            );
         }
         Tables { sources }
     }
@@ -106,7 +115,12 @@ pub struct Planner<'a> {
 }
 
 impl<'a> Planner<'a> {
-    pub fn new(program: &'a Program, catalog: &'a CatalogSchema, tables: &'a Tables, as_of: i64) -> Planner<'a> {
+    pub fn new(
+        program: &'a Program,
+        catalog: &'a CatalogSchema,
+        tables: &'a Tables,
+        as_of: i64,
+    ) -> Planner<'a> {
         Planner {
             program,
             catalog,
@@ -128,13 +142,19 @@ impl<'a> Planner<'a> {
         builder
             .filter(self.lower(condition)?)?
             .project(projection)?
-            .sort(vec![col(Column::from_name(self.catalog.profiles.key.as_str())).sort(true, false)])?
+            .sort(vec![
+                col(Column::from_name(self.catalog.profiles.key.as_str())).sort(true, false),
+            ])?
             .build()
     }
 
     /// Members of several segments in one pass: a `segment` column, the key and `with`
     /// columns, sorted by segment name and key.
-    pub fn members_of_many(&self, segments: &[&CheckedSegment], with: &[OutputColumn]) -> Result<LogicalPlan> {
+    pub fn members_of_many(
+        &self,
+        segments: &[&CheckedSegment],
+        with: &[OutputColumn],
+    ) -> Result<LogicalPlan> {
         let mut exprs: Vec<&TypedExpr> = segments.iter().map(|s| &s.condition).collect();
         exprs.extend(with.iter().map(|w| &w.expr));
         let key_name = self.catalog.profiles.key.as_str();
@@ -147,13 +167,22 @@ impl<'a> Planner<'a> {
             projection.push(self.lower(&segment.condition)?.alias(format!("__in{i}")));
         }
         let base = base.project(projection)?.build()?;
-        let names: Vec<Vec<Expr>> = segments.iter().map(|s| vec![lit(s.name.as_str())]).collect();
+        let names: Vec<Vec<Expr>> = segments
+            .iter()
+            .map(|s| vec![lit(s.name.as_str())])
+            .collect();
         let values = LogicalPlanBuilder::values(names)?
             .project(vec![col("column1").alias(SEGMENT_COLUMN)])?
             .build()?;
-        let mut case = when(col(SEGMENT_COLUMN).eq(lit(segments[0].name.as_str())), col("__in0"));
+        let mut case = when(
+            col(SEGMENT_COLUMN).eq(lit(segments[0].name.as_str())),
+            col("__in0"),
+        );
         for (i, segment) in segments.iter().enumerate().skip(1) {
-            case = case.when(col(SEGMENT_COLUMN).eq(lit(segment.name.as_str())), col(format!("__in{i}")));
+            case = case.when(
+                col(SEGMENT_COLUMN).eq(lit(segment.name.as_str())),
+                col(format!("__in{i}")),
+            );
         }
         let mut output = vec![col(SEGMENT_COLUMN), col(Column::from_name(key_name))];
         output.extend(with.iter().map(|w| col(Column::from_name(w.name.as_str()))));
@@ -200,7 +229,10 @@ impl<'a> Planner<'a> {
     }
 
     fn key_column(&self) -> Expr {
-        Expr::Column(Column::new(Some(PROFILES_ALIAS), self.catalog.profiles.key.as_str()))
+        Expr::Column(Column::new(
+            Some(PROFILES_ALIAS),
+            self.catalog.profiles.key.as_str(),
+        ))
     }
 
     fn lower(&self, expr: &TypedExpr) -> Result<Expr> {
@@ -216,11 +248,16 @@ impl<'a> Planner<'a> {
         }
         let profiles = &self.catalog.profiles;
         profile_columns.insert(profiles.key.clone());
-        let mut builder = self.normalized_scan(profiles, &profile_columns, None)?.alias(PROFILES_ALIAS)?;
+        let mut builder = self
+            .normalized_scan(profiles, &profile_columns, None)?
+            .alias(PROFILES_ALIAS)?;
 
         let mut by_event: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
         for id in measures {
-            by_event.entry(self.program.measures[id].event.as_str()).or_default().push(id);
+            by_event
+                .entry(self.program.measures[id].event.as_str())
+                .or_default()
+                .push(id);
         }
         let profile_key_type = profiles
             .column(&profiles.key)
@@ -259,7 +296,10 @@ impl<'a> Planner<'a> {
                 table.column(name).and_then(|c| c.ty.clone())
             };
             let column = col(Column::new(Some(table.name.as_str()), name.as_str()));
-            let source_type = source_schema.field_with_name(name).map(|f| f.data_type().clone()).ok();
+            let source_type = source_schema
+                .field_with_name(name)
+                .map(|f| f.data_type().clone())
+                .ok();
             let expr = match (language, source_type) {
                 (Some(language), Some(source_type)) if needs_cast(&source_type, &language) => {
                     cast(column, arrow_type(&language))
@@ -272,7 +312,12 @@ impl<'a> Planner<'a> {
     }
 
     /// One grouped pass over an event table computing the given measures per key.
-    fn measure_pass(&self, event: &str, ids: &[usize], profile_key_type: &Type) -> Result<LogicalPlan> {
+    fn measure_pass(
+        &self,
+        event: &str,
+        ids: &[usize],
+        profile_key_type: &Type,
+    ) -> Result<LogicalPlan> {
         let table = self
             .catalog
             .event(event)
@@ -295,9 +340,19 @@ impl<'a> Planner<'a> {
         let mut scan_filter = time.clone().lt_eq(as_of);
         let starts: Vec<Option<i64>> = ids
             .iter()
-            .map(|&id| self.program.measures[id].window.start.map(|s| s.resolve(self.as_of)))
+            .map(|&id| {
+                self.program.measures[id]
+                    .window
+                    .start
+                    .map(|s| s.resolve(self.as_of))
+            })
             .collect();
-        if let Some(earliest) = starts.iter().copied().collect::<Option<Vec<i64>>>().and_then(|s| s.into_iter().min()) {
+        if let Some(earliest) = starts
+            .iter()
+            .copied()
+            .collect::<Option<Vec<i64>>>()
+            .and_then(|s| s.into_iter().min())
+        {
             scan_filter = scan_filter.and(time.clone().gt_eq(timestamp_literal(earliest)));
         }
         let mut aggregates = Vec::new();
@@ -315,7 +370,10 @@ impl<'a> Planner<'a> {
         if !tie_breaks.is_empty() {
             // DataFusion's first_value drops an ORDER BY expression equal to its argument
             // (and then fails), so ties are broken on a copy of the column.
-            let mut projection: Vec<Expr> = columns.iter().map(|c| col(Column::from_name(c.as_str()))).collect();
+            let mut projection: Vec<Expr> = columns
+                .iter()
+                .map(|c| col(Column::from_name(c.as_str())))
+                .collect();
             projection.extend(
                 tie_breaks
                     .iter()
@@ -336,7 +394,10 @@ impl<'a> Planner<'a> {
             conditions.push(expr::lower_event(filter, self.as_of)?);
         }
         if let Some(start) = measure.window.start {
-            conditions.push(time.clone().gt_eq(timestamp_literal(start.resolve(self.as_of))));
+            conditions.push(
+                time.clone()
+                    .gt_eq(timestamp_literal(start.resolve(self.as_of))),
+            );
         }
         if let Some(end) = measure.window.end {
             conditions.push(time.clone().lt(timestamp_literal(end.resolve(self.as_of))));
@@ -355,10 +416,25 @@ impl<'a> Planner<'a> {
             Aggregate::Avg => avg(value()),
             Aggregate::Min => min(value()),
             Aggregate::Max => max(value()),
-            // The value at the earliest event; ties on time go to the smallest value.
-            Aggregate::First => first_value(value(), vec![time.clone().sort(true, false), tie_break().sort(true, false)]),
-            // The value at the latest event; ties on time go to the largest value.
-            Aggregate::Last => first_value(value(), vec![time.clone().sort(false, false), tie_break().sort(false, false)]),
+            Aggregate::First | Aggregate::Last => {
+                // The value at the earliest (latest) event; ties on time go to the smallest
+                // (largest) value. DataFusion's first_value gives wrong results with FILTER,
+                // so matching events are sorted first instead, and a value is taken only
+                // from a matching event.
+                let ascending = measure.aggregate == Aggregate::First;
+                let mut order = Vec::new();
+                let value = match &condition {
+                    Some(condition) => {
+                        let matches = Expr::IsTrue(Box::new(condition.clone()));
+                        order.push(matches.clone().sort(false, false));
+                        when(matches, value()).end()?
+                    }
+                    None => value(),
+                };
+                order.push(time.clone().sort(ascending, false));
+                order.push(tie_break().sort(ascending, false));
+                return Ok(first_value(value, order));
+            }
         };
         match condition {
             Some(condition) => aggregate.filter(condition).build(),
@@ -367,7 +443,10 @@ impl<'a> Planner<'a> {
     }
 }
 
-fn with_filter(builder: datafusion::logical_expr::expr_fn::ExprFuncBuilder, condition: Option<Expr>) -> Result<Expr> {
+fn with_filter(
+    builder: datafusion::logical_expr::expr_fn::ExprFuncBuilder,
+    condition: Option<Expr>,
+) -> Result<Expr> {
     match condition {
         Some(condition) => builder.filter(condition).build(),
         None => builder.build(),
@@ -378,11 +457,17 @@ fn with_filter(builder: datafusion::logical_expr::expr_fn::ExprFuncBuilder, cond
 fn needs_cast(source: &DataType, language: &Type) -> bool {
     match language {
         // Strings of any encoding compare with each other; dictionaries are decoded.
-        Type::String => !matches!(source, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View),
+        Type::String => !matches!(
+            source,
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+        ),
         // Lists are used as they are.
         Type::List(_) => !matches!(
             source,
-            DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..) | DataType::ListView(_)
+            DataType::List(_)
+                | DataType::LargeList(_)
+                | DataType::FixedSizeList(..)
+                | DataType::ListView(_)
         ),
         other => *source != arrow_type(other),
     }
@@ -420,4 +505,3 @@ fn collect_event_columns(expr: &TypedExpr, columns: &mut BTreeSet<String>) {
         }
     });
 }
-

@@ -98,7 +98,12 @@ pub fn syntax_error(error: &Error<Rule>, text: &str, file: FileId, offset: usize
     diagnostic
 }
 
-fn help_for(text: &str, position: usize, after: &Option<String>, expected: &[&str]) -> Option<String> {
+fn help_for(
+    text: &str,
+    position: usize,
+    after: &Option<String>,
+    expected: &[&str],
+) -> Option<String> {
     let rest = &text[position..];
     if rest.starts_with('"') && !rest[1..].lines().next().unwrap_or("").contains('"') {
         return Some("this string is not closed: end it with `\"` on the same line".into());
@@ -122,7 +127,10 @@ fn help_for(text: &str, position: usize, after: &Option<String>, expected: &[&st
         );
     }
     if matches!(after.as_deref(), Some("segment" | "metric" | "stage")) {
-        let word: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+        let word: String = rest
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
         if !word.is_empty() {
             return Some(format!(
                 "`{word}` is a keyword and cannot be a name; choose another, such as `{word}_1`"

@@ -69,7 +69,9 @@ fn parse_declarations_separately(text: &str, file: FileId) -> (File, Diagnostics
     let mut declarations = Vec::new();
     let mut diagnostics = Diagnostics::default();
     let starts = declaration_starts(text);
-    if starts.first() != Some(&0) && text[..starts.first().copied().unwrap_or(text.len())].trim() != "" {
+    if starts.first() != Some(&0)
+        && text[..starts.first().copied().unwrap_or(text.len())].trim() != ""
+    {
         // Text before the first declaration keyword: report it through the whole-file parse.
         let end = starts.first().copied().unwrap_or(text.len());
         if let Err(error) = SegqlParser::parse(Rule::file, &text[..end]) {
@@ -500,12 +502,13 @@ impl Builder {
             .filter(|p| p.as_rule() == Rule::additive)
             .cloned()
             .collect();
-        let mut operands = operands.into_iter().map(|p| self.expr(p)).collect::<Vec<_>>().into_iter();
-        let mut next_operand = |builder: &Builder| {
-            operands
-                .next()
-                .unwrap_or_else(|| builder.null_expr(span))
-        };
+        let mut operands = operands
+            .into_iter()
+            .map(|p| self.expr(p))
+            .collect::<Vec<_>>()
+            .into_iter();
+        let mut next_operand =
+            |builder: &Builder| operands.next().unwrap_or_else(|| builder.null_expr(span));
         let lhs = Box::new(lhs);
         let kind = match tail_rule {
             Rule::compare_tail => {
@@ -638,7 +641,8 @@ impl Builder {
     }
 
     fn bad_literal(&mut self, span: Span, message: String, help: Option<&str>) -> Literal {
-        let mut diagnostic = Diagnostic::error("E0002", message).with_label(span, "invalid literal");
+        let mut diagnostic =
+            Diagnostic::error("E0002", message).with_label(span, "invalid literal");
         if let Some(help) = help {
             diagnostic = diagnostic.with_help(help);
         }

@@ -1,0 +1,633 @@
+//! Membership of every construct of the language, checked against hand-written SQL run
+//! through DataFusion's SQL front end on the demo data. The SQL shares no code with the
+//! compiler: it is what a data engineer would write for the same audience.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use datafusion::arrow::array::{Array, Int64Array};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use segql::Session;
+
+const SHOP: &str = "examples/shop";
+/// The demo catalog's `as_of`, as SQL.
+const NOW: &str = "TIMESTAMP '1998-07-01 00:00:00'";
+
+fn keys(batches: &[RecordBatch]) -> BTreeSet<i64> {
+    let mut keys = BTreeSet::new();
+    for batch in batches {
+        let column = batch.column(0);
+        let ints = column
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("customer_id is an Int64 column");
+        for i in 0..ints.len() {
+            assert!(!ints.is_null(i), "a member without a key");
+            keys.insert(ints.value(i));
+        }
+    }
+    keys
+}
+
+async fn reference_context() -> SessionContext {
+    let ctx = SessionContext::new();
+    let tables = [
+        ("profiles", "customers.parquet"),
+        ("purchased", "purchased.parquet"),
+        ("viewed", "viewed.parquet"),
+        ("added_to_cart", "added_to_cart.parquet"),
+        ("email_opened", "email_opened.parquet"),
+        ("ticket_opened", "ticket_opened.parquet"),
+    ];
+    for (name, file) in tables {
+        let path = Path::new(SHOP).join(file);
+        ctx.register_parquet(
+            name,
+            path.to_str().expect("utf-8 path"),
+            ParquetReadOptions::default(),
+        )
+        .await
+        .expect("register demo table");
+    }
+    ctx
+}
+
+async fn sql_keys(ctx: &SessionContext, sql: &str) -> BTreeSet<i64> {
+    let frame = ctx
+        .sql(sql)
+        .await
+        .unwrap_or_else(|e| panic!("reference SQL failed: {e}\n{sql}"));
+    keys(
+        &frame
+            .collect()
+            .await
+            .unwrap_or_else(|e| panic!("reference SQL failed: {e}\n{sql}")),
+    )
+}
+
+struct Harness {
+    session: Session,
+    reference: SessionContext,
+    total: usize,
+}
+
+impl Harness {
+    async fn new() -> Harness {
+        let mut session = Session::open(&Path::new(SHOP).join("segql.toml"))
+            .await
+            .expect("open demo catalog");
+        session
+            .add_file(&Path::new(SHOP).join("segments.seg"))
+            .expect("demo segments check");
+        let reference = reference_context().await;
+        let total = sql_keys(&reference, "SELECT customer_id FROM profiles")
+            .await
+            .len();
+        Harness {
+            session,
+            reference,
+            total,
+        }
+    }
+
+    async fn segql_keys(&mut self, condition: &str) -> BTreeSet<i64> {
+        let typed = self
+            .session
+            .check_condition("<test>", condition)
+            .unwrap_or_else(|report| panic!("`{condition}` does not check:\n{report}"));
+        let plan = self.session.plan_condition(&typed, &[]).expect("plan");
+        keys(
+            &self
+                .session
+                .execute(plan)
+                .await
+                .unwrap_or_else(|r| panic!("`{condition}` failed:\n{r}")),
+        )
+    }
+
+    /// SegQL `condition` must select exactly the profiles `WHERE sql_condition` selects.
+    /// Both sides must select some profiles but not all, so the case can fail.
+    async fn same(&mut self, condition: &str, sql_condition: &str) {
+        let sql = format!("SELECT customer_id FROM profiles c WHERE {sql_condition}");
+        self.same_as_query(condition, &sql).await;
+    }
+
+    async fn same_as_query(&mut self, condition: &str, sql: &str) {
+        let ours = self.segql_keys(condition).await;
+        let theirs = sql_keys(&self.reference, sql).await;
+        let only_ours: Vec<_> = ours.difference(&theirs).take(5).collect();
+        let only_theirs: Vec<_> = theirs.difference(&ours).take(5).collect();
+        assert!(
+            only_ours.is_empty() && only_theirs.is_empty(),
+            "`{condition}`: {} members, reference {}; only SegQL: {only_ours:?}; only SQL: {only_theirs:?}\nSQL: {sql}",
+            ours.len(),
+            theirs.len()
+        );
+        assert!(
+            !ours.is_empty() && ours.len() < self.total,
+            "`{condition}` selects {} of {} profiles: pick a case that can fail",
+            ours.len(),
+            self.total
+        );
+    }
+}
+
+/// `(SELECT agg FROM event e WHERE e.customer_id = c.customer_id AND <cond>)`
+fn per_customer(aggregate: &str, event: &str, condition: &str) -> String {
+    format!(
+        "(SELECT {aggregate} FROM {event} e WHERE e.customer_id = c.customer_id AND e.ts <= {NOW} AND ({condition}))"
+    )
+}
+
+fn since(days: u32) -> String {
+    format!("e.ts >= {NOW} - INTERVAL '{days} days'")
+}
+
+#[tokio::test]
+async fn profile_conditions_match_sql() {
+    let mut h = Harness::new().await;
+    h.same(
+        r#"gender = "f" and age between 18 and 29"#,
+        "gender = 'f' AND age BETWEEN 18 AND 29",
+    )
+    .await;
+    h.same(
+        r#"country in ["DE", "AT", "CH"]"#,
+        "country IN ('DE', 'AT', 'CH')",
+    )
+    .await;
+    h.same(
+        r#"country not in ["DE", "AT"]"#,
+        "country NOT IN ('DE', 'AT')",
+    )
+    .await;
+    h.same("income > 80000 or age < 20", "income > 80000 OR age < 20")
+        .await;
+    h.same("income is null", "income IS NULL").await;
+    h.same(
+        "age is not null and age >= 70",
+        "age IS NOT NULL AND age >= 70",
+    )
+    .await;
+    h.same("email_opt_in", "email_opt_in").await;
+    h.same("not email_opt_in", "NOT email_opt_in").await;
+    h.same(
+        r#""outdoor" in interests"#,
+        "array_has(interests, 'outdoor')",
+    )
+    .await;
+    h.same(
+        r#""outdoor" not in interests"#,
+        "NOT array_has(interests, 'outdoor')",
+    )
+    .await;
+    h.same(
+        r#"interests has any ["sports", "outdoor"]"#,
+        "array_has_any(interests, make_array('sports', 'outdoor'))",
+    )
+    .await;
+    h.same(
+        r#"interests has all ["sports", "tech"]"#,
+        "array_has_all(interests, make_array('sports', 'tech'))",
+    )
+    .await;
+    h.same(r#"city starts_with "M""#, "city LIKE 'M%'").await;
+    h.same(r#"city ends_with "en""#, "city LIKE '%en'").await;
+    h.same(r#"city contains "ür""#, "city LIKE '%ür%'").await;
+    h.same(
+        r#"city matches "^[A-C].*[a-e]$""#,
+        "city ~ '^[A-C].*[a-e]$'",
+    )
+    .await;
+    h.same(
+        "income / 12 > 5000.5",
+        "CAST(income AS DOUBLE) / 12.0 > 5000.5",
+    )
+    .await;
+    h.same("age % 7 = 3", "age % 7 = 3").await;
+    h.same("-age < -60", "age > 60").await;
+    h.same("age * 2 + 1 > 121", "age * 2 + 1 > 121").await;
+    h.same(r#"lower(city) = "berlin""#, "lower(city) = 'berlin'")
+        .await;
+    h.same(
+        r#"upper(country) = "DE" and length(city) > 6"#,
+        "upper(country) = 'DE' AND character_length(city) > 6",
+    )
+    .await;
+    h.same(
+        r#"trim(city) = city and abs(churn_score - 0.5) < 0.1"#,
+        "btrim(city) = city AND abs(churn_score - 0.5) < 0.1",
+    )
+    .await;
+    h.same(
+        "round(ltv) > floor(ltv) and ceil(churn_score) = 1",
+        "round(ltv) > floor(ltv) AND ceil(churn_score) = 1",
+    )
+    .await;
+    h.same("coalesce(income, 0) < 20000", "coalesce(income, 0) < 20000")
+        .await;
+    h.same(
+        "year(signup_ts) = 1996 and month(signup_ts) <= 6",
+        "date_part('year', signup_ts) = 1996 AND date_part('month', signup_ts) <= 6",
+    )
+    .await;
+    h.same(
+        "day_of_week(signup_ts) = 0",
+        "date_part('dow', signup_ts) = 0",
+    )
+    .await;
+    h.same(
+        r#"date_trunc("month", signup_ts) = 1996-03-01"#,
+        "date_trunc('month', signup_ts) = TIMESTAMP '1996-03-01 00:00:00'",
+    )
+    .await;
+    h.same(
+        "days_since(signup_ts) > 600.5",
+        &format!("(date_part('epoch', {NOW}) - date_part('epoch', signup_ts)) / 86400 > 600.5"),
+    )
+    .await;
+    h.same(
+        "signup_ts > 1997-01-01T12:00:00Z",
+        "signup_ts > TIMESTAMP '1997-01-01 12:00:00'",
+    )
+    .await;
+    h.same(
+        "signup_ts >= 400d ago",
+        &format!("signup_ts >= {NOW} - INTERVAL '400 days'"),
+    )
+    .await;
+    h.same(
+        "now - signup_ts > 2y",
+        &format!("signup_ts < {NOW} - INTERVAL '730 days'"),
+    )
+    .await;
+    h.same(
+        "signup_ts + 30d > 1997-06-01",
+        "signup_ts > TIMESTAMP '1997-05-02 00:00:00'",
+    )
+    .await;
+    // Haversine on a sphere of radius 6371 km, written out by hand.
+    h.same(
+        "geo_distance_km(lat, lon, 48.137, 11.575) < 50",
+        "2 * 6371.0 * asin(sqrt(power(sin(radians(48.137 - lat) / 2), 2) + cos(radians(lat)) * cos(radians(48.137)) * power(sin(radians(11.575 - lon) / 2), 2))) < 50",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn three_valued_logic_excludes_nulls() {
+    let mut h = Harness::new().await;
+    let female = h.segql_keys(r#"gender = "f""#).await;
+    let not_female = h.segql_keys(r#"not gender = "f""#).await;
+    let unknown = h.segql_keys("gender is null").await;
+    assert!(
+        !unknown.is_empty(),
+        "the demo data has profiles with no gender"
+    );
+    assert!(
+        not_female.is_disjoint(&unknown),
+        "`not gender = \"f\"` must not match a null gender"
+    );
+    assert!(female.is_disjoint(&not_female));
+    assert_eq!(female.len() + not_female.len() + unknown.len(), h.total);
+    // A comparison with null is unknown, so nothing matches it.
+    let none = h.segql_keys("age = null or not age = null").await;
+    assert!(none.is_empty());
+}
+
+#[tokio::test]
+async fn event_conditions_match_sql() {
+    let mut h = Harness::new().await;
+    h.same(
+        "purchased",
+        &format!("EXISTS {}", per_customer("1", "purchased", "true")),
+    )
+    .await;
+    h.same(
+        "viewed and not purchased",
+        &format!(
+            "{} > 0 AND {} = 0",
+            per_customer("count(*)", "viewed", "true"),
+            per_customer("count(*)", "purchased", "true")
+        ),
+    )
+    .await;
+    h.same(
+        r#"purchased(category = "fashion" and amount > 100)"#,
+        &format!(
+            "{} > 0",
+            per_customer(
+                "count(*)",
+                "purchased",
+                "e.category = 'fashion' AND e.amount > 100"
+            )
+        ),
+    )
+    .await;
+    h.same(
+        "count(purchased) >= 5 within 90d",
+        &format!("{} >= 5", per_customer("count(*)", "purchased", &since(90))),
+    )
+    .await;
+    h.same(
+        "count(viewed) = 0",
+        &format!("{} = 0", per_customer("count(*)", "viewed", "true")),
+    )
+    .await;
+    h.same(
+        "count(distinct purchased.category) >= 4",
+        &format!(
+            "{} >= 4",
+            per_customer("count(DISTINCT e.category)", "purchased", "true")
+        ),
+    )
+    .await;
+    h.same(
+        "count(purchased.amount) > 10",
+        &format!(
+            "{} > 10",
+            per_customer("count(e.amount)", "purchased", "true")
+        ),
+    )
+    .await;
+    h.same(
+        "sum(purchased.amount) > 1500.005 within 365d",
+        &format!(
+            "coalesce({}, 0) > 1500.005",
+            per_customer("sum(e.amount)", "purchased", &since(365))
+        ),
+    )
+    .await;
+    h.same(
+        "sum(purchased.amount) < 0.5",
+        &format!(
+            "coalesce({}, 0) < 0.5",
+            per_customer("sum(e.amount)", "purchased", "true")
+        ),
+    )
+    .await;
+    h.same(
+        "sum(ticket_opened.priority) >= 5",
+        &format!(
+            "coalesce({}, 0) >= 5",
+            per_customer("sum(e.priority)", "ticket_opened", "true")
+        ),
+    )
+    .await;
+    h.same(
+        "avg(purchased.amount) > 150.005",
+        &format!(
+            "{} > 150.005",
+            per_customer("avg(e.amount)", "purchased", "true")
+        ),
+    )
+    .await;
+    h.same(
+        "min(purchased.amount) < 10.005 and max(purchased.amount) > 500.005",
+        &format!(
+            "{} < 10.005 AND {} > 500.005",
+            per_customer("min(e.amount)", "purchased", "true"),
+            per_customer("max(e.amount)", "purchased", "true")
+        ),
+    )
+    .await;
+    h.same(
+        r#"max(viewed.category) = "toys""#,
+        &format!(
+            "{} = 'toys'",
+            per_customer("max(e.category)", "viewed", "true")
+        ),
+    )
+    .await;
+    h.same(
+        "last(purchased.ts) < 200d ago",
+        &format!(
+            "{} < {NOW} - INTERVAL '200 days'",
+            per_customer("max(e.ts)", "purchased", "true")
+        ),
+    )
+    .await;
+    h.same(
+        "now - first(purchased.ts) > 400d",
+        &format!(
+            "{} < {NOW} - INTERVAL '400 days'",
+            per_customer("min(e.ts)", "purchased", "true")
+        ),
+    )
+    .await;
+}
+
+/// `first` and `last` take the value at the earliest / latest event; ties on time go to the
+/// smallest / largest value.
+#[tokio::test]
+async fn first_and_last_match_sql() {
+    let mut h = Harness::new().await;
+    let ranked = |order: &str| {
+        format!(
+            "SELECT customer_id, category FROM (SELECT customer_id, category, row_number() OVER (PARTITION BY customer_id ORDER BY {order}) AS rn \
+             FROM purchased WHERE ts <= {NOW}) WHERE rn = 1"
+        )
+    };
+    h.same_as_query(
+        r#"first(purchased.category) = "fashion""#,
+        &format!(
+            "SELECT customer_id FROM ({}) WHERE category = 'fashion'",
+            ranked("ts ASC, category ASC")
+        ),
+    )
+    .await;
+    h.same_as_query(
+        r#"last(purchased.category) = "books""#,
+        &format!(
+            "SELECT customer_id FROM ({}) WHERE category = 'books'",
+            ranked("ts DESC, category DESC")
+        ),
+    )
+    .await;
+    h.same_as_query(
+        r#"last(purchased(channel = "app").category) = "toys" within 365d"#,
+        &format!(
+            "SELECT customer_id FROM (SELECT customer_id, category, row_number() OVER (PARTITION BY customer_id ORDER BY ts DESC, category DESC) AS rn \
+             FROM purchased WHERE ts <= {NOW} AND ts >= {NOW} - INTERVAL '365 days' AND channel = 'app') WHERE rn = 1 AND category = 'toys'"
+        ),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn windows_match_sql() {
+    let mut h = Harness::new().await;
+    // `within` covers now - 30d <= ts <= now.
+    h.same(
+        "purchased within 30d",
+        &format!("{} > 0", per_customer("count(*)", "purchased", &since(30))),
+    )
+    .await;
+    // The window scopes both sides of `and`.
+    h.same(
+        r#"purchased(category = "fashion") and count(viewed) > 2 within 60d"#,
+        &format!(
+            "{} > 0 AND {} > 2",
+            per_customer(
+                "count(*)",
+                "purchased",
+                &format!("e.category = 'fashion' AND {}", since(60))
+            ),
+            per_customer("count(*)", "viewed", &since(60))
+        ),
+    )
+    .await;
+    // A nearer window wins.
+    h.same(
+        "(purchased within 7d) or viewed within 3d",
+        &format!(
+            "{} > 0 OR {} > 0",
+            per_customer("count(*)", "purchased", &since(7)),
+            per_customer("count(*)", "viewed", &since(3))
+        ),
+    )
+    .await;
+    h.same(
+        "purchased and not (purchased within 180d)",
+        &format!(
+            "{} > 0 AND {} = 0",
+            per_customer("count(*)", "purchased", "true"),
+            per_customer("count(*)", "purchased", &since(180))
+        ),
+    )
+    .await;
+    // `since` is inclusive; ranges are half-open.
+    h.same(
+        "count(purchased) >= 3 since 1998-01-01",
+        &format!(
+            "{} >= 3",
+            per_customer(
+                "count(*)",
+                "purchased",
+                "e.ts >= TIMESTAMP '1998-01-01 00:00:00'"
+            )
+        ),
+    )
+    .await;
+    h.same(r#"purchased(category in ["toys", "electronics"]) within 1997-11-15 .. 1997-12-25"#, &format!(
+        "{} > 0",
+        per_customer(
+            "count(*)",
+            "purchased",
+            "e.category IN ('toys', 'electronics') AND e.ts >= TIMESTAMP '1997-11-15 00:00:00' AND e.ts < TIMESTAMP '1997-12-25 00:00:00'"
+        )
+    ))
+    .await;
+    h.same(
+        "email_opened since 60d ago",
+        &format!(
+            "{} > 0",
+            per_customer("count(*)", "email_opened", &since(60))
+        ),
+    )
+    .await;
+    // Units: a month is 30 days, a week 7, a year 365.
+    h.same(
+        "count(viewed) > 3 within 2mo",
+        &format!("{} > 3", per_customer("count(*)", "viewed", &since(60))),
+    )
+    .await;
+    h.same(
+        "viewed within 2w",
+        &format!("{} > 0", per_customer("count(*)", "viewed", &since(14))),
+    )
+    .await;
+    h.same(
+        "count(purchased) > 8 within 1y",
+        &format!("{} > 8", per_customer("count(*)", "purchased", &since(365))),
+    )
+    .await;
+    h.same(
+        "viewed within 36h",
+        &format!(
+            "{} > 0",
+            per_customer(
+                "count(*)",
+                "viewed",
+                &format!("e.ts >= {NOW} - INTERVAL '36 hours'")
+            )
+        ),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn metrics_follow_windows_and_stages_and_segments_do_not() {
+    let mut h = Harness::new().await;
+    // `metric aov = avg(purchased.amount)`: an enclosing window binds its event sets.
+    h.same(
+        r#"purchased(category = "fashion") and aov > 100 within 30d"#,
+        &format!(
+            "{} > 0 AND {} > 100",
+            per_customer(
+                "count(*)",
+                "purchased",
+                &format!("e.category = 'fashion' AND {}", since(30))
+            ),
+            per_customer("avg(e.amount)", "purchased", &since(30))
+        ),
+    )
+    .await;
+    h.same(
+        "revenue > 1500.005 within 365d",
+        &format!(
+            "coalesce({}, 0) > 1500.005",
+            per_customer("sum(e.amount)", "purchased", &since(365))
+        ),
+    )
+    .await;
+    // A segment is closed: the window does not reach into `lapsed`.
+    h.same(
+        "in lapsed and email_opt_in",
+        &format!(
+            "{} > 0 AND {} = 0 AND email_opt_in",
+            per_customer("count(*)", "purchased", "true"),
+            per_customer("count(*)", "purchased", &since(180))
+        ),
+    )
+    .await;
+    h.same(
+        "in dach and not in high_income",
+        "country IN ('DE', 'AT', 'CH') AND NOT coalesce(income > 80000, false)",
+    )
+    .await;
+    // The stage gives the first label whose condition holds.
+    h.same(
+        r#"lifecycle = "active""#,
+        &format!(
+            "NOT coalesce({} > {NOW} - INTERVAL '30 days', false) AND {} > 0",
+            per_customer("min(e.ts)", "purchased", "true"),
+            per_customer("count(*)", "purchased", &since(90))
+        ),
+    )
+    .await;
+    h.same(
+        r#"lifecycle = "prospect""#,
+        &format!("{} = 0", per_customer("count(*)", "purchased", "true")),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn as_of_reproduces_the_past() {
+    let mut h = Harness::new().await;
+    let earlier = segql::syntax::parse_timestamp("1998-01-01").expect("date");
+    h.session.set_as_of(earlier);
+    let then = "TIMESTAMP '1998-01-01 00:00:00'";
+    let sql = format!(
+        "SELECT customer_id FROM profiles c WHERE (SELECT count(*) FROM purchased e WHERE e.customer_id = c.customer_id \
+         AND e.ts <= {then} AND e.ts >= {then} - INTERVAL '30 days') > 0"
+    );
+    h.same_as_query("purchased within 30d", &sql).await;
+    // Events after `as_of` never count, even without a window.
+    let never_by_then = format!(
+        "SELECT customer_id FROM profiles c WHERE NOT EXISTS (SELECT 1 FROM purchased e WHERE e.customer_id = c.customer_id AND e.ts <= {then})"
+    );
+    h.same_as_query("not purchased", &never_by_then).await;
+}
