@@ -219,6 +219,10 @@ impl Session {
         let parsed: Vec<ast::File> = files.iter().map(|(_, f)| f.clone()).collect();
         let (program, check_diagnostics) = check::check(&parsed, &self.schema);
         diagnostics.extend(check_diagnostics);
+        // In reading order, whichever stage found them.
+        diagnostics
+            .0
+            .sort_by_key(|d| d.primary.as_ref().map(|l| (l.span.file, l.span.start)));
         if diagnostics.has_errors() {
             return Err(Report::new(diagnostics, &self.sources));
         }

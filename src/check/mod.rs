@@ -255,6 +255,7 @@ impl<'a> Checker<'a> {
         let span = expr.span;
         let typed = |kind: IrExpr, ty: Type| TypedExpr { kind, ty, span };
         match &expr.kind {
+            ExprKind::Error => Self::error_expr(span),
             ExprKind::Literal(literal) => {
                 let (value, ty) = match literal {
                     Literal::Int(v) => (Value::Int(*v), Type::Int),

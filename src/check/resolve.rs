@@ -540,7 +540,7 @@ fn collect_references(expr: &ast::Expr, out: &mut Vec<(String, Span)>) {
         ExprKind::Name(ident) | ExprKind::InSegment(ident) => {
             out.push((ident.name.clone(), ident.span))
         }
-        ExprKind::Literal(_) | ExprKind::Now | ExprKind::Ago(_) => {}
+        ExprKind::Error | ExprKind::Literal(_) | ExprKind::Now | ExprKind::Ago(_) => {}
         ExprKind::List(items) => items.iter().for_each(|i| collect_references(i, out)),
         ExprKind::Call { args, .. } => args.iter().for_each(|a| collect_references(&a.expr, out)),
         ExprKind::Member { base, .. } => collect_references(base, out),

@@ -85,6 +85,8 @@ pub struct Expr {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ExprKind {
+    /// Where the parser already reported a problem (an invalid literal, a missing part).
+    Error,
     Literal(Literal),
     /// `now`: the evaluation time.
     Now,

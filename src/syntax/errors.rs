@@ -69,6 +69,30 @@ pub fn syntax_error(error: &Error<Rule>, text: &str, file: FileId, offset: usize
             }
         }
     }
+    // After a complete operand pest lists every operator that could follow; say it in one phrase.
+    let after_operand = expected.contains(&"a comparison operator");
+    if after_operand {
+        expected.retain(|d| {
+            !matches!(
+                *d,
+                "an expression"
+                    | "an arithmetic operator"
+                    | "a window (`within`, `since`)"
+                    | "`.column`"
+                    | "`in`"
+                    | "`and`"
+                    | "`or`"
+                    | "the end of the input"
+                    | "a declaration (`segment`, `metric` or `stage`)"
+                    | "a stage label (`label = condition`)"
+            )
+        });
+        for description in expected.iter_mut() {
+            if *description == "a comparison operator" {
+                *description = "a comparison operator or `and`/`or`";
+            }
+        }
+    }
     // Keep "an expression" first: it is what users most often forgot.
     expected.sort_by_key(|d| (*d != "an expression", *d == "the end of the input"));
 
@@ -92,7 +116,18 @@ pub fn syntax_error(error: &Error<Rule>, text: &str, file: FileId, offset: usize
             format!("expected {expected_text}")
         },
     );
-    if let Some(help) = help_for(text, position, &after, &expected) {
+    let found_value =
+        text[position..].starts_with(|c: char| c.is_alphanumeric() || c == '"' || c == '_');
+    let help = help_for(text, position, &after, &expected).or_else(|| {
+        (after_operand && found_value).then(|| {
+            format!(
+                "two values need an operator between them, e.g. `{} > {}`",
+                after.clone().unwrap_or_default(),
+                &text[position..position + found_len(text, position)]
+            )
+        })
+    });
+    if let Some(help) = help {
         diagnostic = diagnostic.with_help(help);
     }
     diagnostic

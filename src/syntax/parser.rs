@@ -265,7 +265,7 @@ impl Builder {
 
     fn null_expr(&self, span: Span) -> Expr {
         Expr {
-            kind: ExprKind::Literal(Literal::Null),
+            kind: ExprKind::Error,
             span,
         }
     }
@@ -431,6 +431,7 @@ impl Builder {
                 span,
             },
             Rule::ago => {
+                let errors_before = self.diagnostics.0.len();
                 let duration = pair
                     .into_inner()
                     .find(|p| p.as_rule() == Rule::duration)
@@ -439,17 +440,22 @@ impl Builder {
                         amount: 0,
                         unit: DurationUnit::Day,
                     });
-                Expr {
-                    kind: ExprKind::Ago(duration),
-                    span,
-                }
+                let kind = if self.diagnostics.0.len() > errors_before {
+                    ExprKind::Error
+                } else {
+                    ExprKind::Ago(duration)
+                };
+                Expr { kind, span }
             }
             _ => {
+                let errors_before = self.diagnostics.0.len();
                 let literal = self.literal(pair);
-                Expr {
-                    kind: ExprKind::Literal(literal),
-                    span,
-                }
+                let kind = if self.diagnostics.0.len() > errors_before {
+                    ExprKind::Error
+                } else {
+                    ExprKind::Literal(literal)
+                };
+                Expr { kind, span }
             }
         }
     }
