@@ -227,6 +227,14 @@ async fn open_session(
     common: &Common,
     require_data: bool,
 ) -> Result<Session, Report> {
+    for file in files {
+        if !file.exists() {
+            let diagnostic =
+                Diagnostic::error("E0401", format!("`{}` does not exist", file.display()))
+                    .with_help("check the path of the segment file");
+            return Err(Report::new(diagnostic.into(), &SourceMap::new()));
+        }
+    }
     let catalog_path = match &common.catalog {
         Some(path) => path.clone(),
         None => {
@@ -244,14 +252,6 @@ async fn open_session(
             })?
         }
     };
-    for file in files {
-        if !file.exists() {
-            let diagnostic =
-                Diagnostic::error("E0401", format!("`{}` does not exist", file.display()))
-                    .with_help("check the path of the segment file");
-            return Err(Report::new(diagnostic.into(), &SourceMap::new()));
-        }
-    }
     let mut sources = SourceMap::new();
     let catalog =
         Catalog::load(&catalog_path, &mut sources).map_err(|d| Report::new(d, &sources))?;

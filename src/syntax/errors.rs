@@ -89,7 +89,7 @@ pub fn syntax_error(error: &Error<Rule>, text: &str, file: FileId, offset: usize
         });
         for description in expected.iter_mut() {
             if *description == "a comparison operator" {
-                *description = "a comparison operator or `and`/`or`";
+                *description = "an operator (such as `>` or `and`)";
             }
         }
     }

@@ -80,7 +80,9 @@ fn parse_declarations_separately(text: &str, file: FileId) -> (File, Diagnostics
     }
     for (i, &start) in starts.iter().enumerate() {
         let end = starts.get(i + 1).copied().unwrap_or(text.len());
-        let chunk = &text[start..end];
+        // Without trailing blank lines and comments' newlines, so "end of input" errors
+        // point at the end of this declaration rather than at the next one.
+        let chunk = text[start..end].trim_end();
         match SegqlParser::parse(Rule::declaration_input, chunk) {
             Ok(mut pairs) => {
                 let mut builder = Builder::new(file, start);

@@ -1,0 +1,372 @@
+//! The `segql` binary, run as a user runs it.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+const SEGMENTS: &str = "examples/shop/segments.seg";
+
+fn segql(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_segql"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run segql")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn code(output: &Output) -> i32 {
+    output.status.code().expect("exit code")
+}
+
+fn write_bad_file(directory: &Path) -> std::path::PathBuf {
+    std::fs::copy("examples/shop/segql.toml", directory.join("segql.toml")).expect("copy catalog");
+    let catalog = std::fs::read_to_string(directory.join("segql.toml")).expect("catalog");
+    // Point the copy at the demo data and drop its default segment file.
+    let shop = std::fs::canonicalize("examples/shop").expect("shop");
+    let catalog = catalog
+        .replace("segments = [\"segments.seg\"]\n", "")
+        .replace("source = \"", &format!("source = \"{}/", shop.display()));
+    std::fs::write(directory.join("segql.toml"), catalog).expect("write catalog");
+    let bad = directory.join("bad.seg");
+    std::fs::write(
+        &bad,
+        "segment a = contry = \"DE\"\nsegment b = age > \"x\"\n",
+    )
+    .expect("write");
+    bad
+}
+
+#[test]
+fn check_accepts_the_demo() {
+    let output = segql(&["check", SEGMENTS]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("ok: 20 segments"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn check_reports_every_error_and_exits_1() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let bad = write_bad_file(directory.path());
+    let output = segql(&["check", bad.to_str().expect("path")]);
+    assert_eq!(code(&output), 1);
+    let text = stderr(&output);
+    assert!(
+        text.contains("E0101") && text.contains("did you mean `country`?"),
+        "{text}"
+    );
+    assert!(text.contains("E0201"), "both errors are reported: {text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "no colour when NO_COLOR is set: {text}"
+    );
+
+    let json = segql(&[
+        "check",
+        bad.to_str().expect("path"),
+        "--diagnostics",
+        "json",
+    ]);
+    assert_eq!(code(&json), 1);
+    let parsed: serde_json::Value = serde_json::from_str(&stderr(&json)).expect("JSON diagnostics");
+    let items = parsed.as_array().expect("an array");
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["code"], "E0101");
+    assert_eq!(items[0]["location"]["start_position"]["line"], 1);
+    assert_eq!(items[0]["location"]["start_position"]["column"], 13);
+    assert_eq!(items[0]["help"], "did you mean `country`?");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(code(&segql(&["run"])), 2);
+    assert_eq!(code(&segql(&["frobnicate"])), 2);
+    let output = segql(&["run", SEGMENTS, "--as-of", "yesterday"]);
+    assert_eq!(code(&output), 2);
+    assert!(
+        stderr(&output).contains("is not a time"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(code(&segql(&["run", SEGMENTS, "--format", "parquet"])), 2);
+}
+
+#[test]
+fn run_prints_sorted_csv_matching_count() {
+    let output = segql(&["run", SEGMENTS, "--segment", "vip_at_risk"]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let text = stdout(&output);
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("customer_id"));
+    let keys: Vec<i64> = lines.map(|l| l.parse().expect("a key per line")).collect();
+    assert!(
+        keys.windows(2).all(|w| w[0] < w[1]),
+        "sorted ascending, no duplicates"
+    );
+
+    let counted = segql(&["count", SEGMENTS, "--segment", "vip_at_risk"]);
+    assert_eq!(code(&counted), 0, "{}", stderr(&counted));
+    let size: usize = stdout(&counted)
+        .lines()
+        .find_map(|l| l.strip_prefix("vip_at_risk"))
+        .and_then(|rest| rest.trim().parse().ok())
+        .expect("a count for vip_at_risk");
+    assert_eq!(size, keys.len());
+    assert!(size > 0);
+}
+
+#[test]
+fn run_several_segments_with_columns() {
+    let output = segql(&[
+        "run",
+        SEGMENTS,
+        "--segment",
+        "vip_at_risk",
+        "--segment",
+        "new_customers",
+        "--with",
+        "age,lifecycle,aov",
+    ]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let text = stdout(&output);
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("segment,customer_id,age,lifecycle,aov"));
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert!(
+        rows.iter().any(|r| r[0] == "new_customers") && rows.iter().any(|r| r[0] == "vip_at_risk")
+    );
+    assert!(
+        rows.iter()
+            .filter(|r| r[0] == "new_customers")
+            .all(|r| r[3] == "new"),
+        "members of new_customers are in stage new"
+    );
+    let order: Vec<(&str, i64)> = rows
+        .iter()
+        .map(|r| (r[0], r[1].parse().expect("key")))
+        .collect();
+    let mut sorted = order.clone();
+    sorted.sort();
+    assert_eq!(order, sorted, "sorted by segment, then key");
+}
+
+#[test]
+fn run_writes_parquet_atomically() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let out = directory.path().join("members.parquet");
+    let out_text = out.to_str().expect("path");
+    let output = segql(&[
+        "run",
+        SEGMENTS,
+        "--segment",
+        "dach",
+        "--format",
+        "parquet",
+        "--out",
+        out_text,
+    ]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let file = std::fs::File::open(&out).expect("output written");
+    let reader =
+        datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .expect("valid parquet")
+            .build()
+            .expect("reader");
+    let rows: usize = reader.map(|b| b.expect("batch").num_rows()).sum();
+    assert!(rows > 0);
+
+    // A failed run leaves no file behind.
+    let failed_out = directory.path().join("failed.csv");
+    let failed = segql(&[
+        "run",
+        SEGMENTS,
+        "--segment",
+        "no_such_segment",
+        "--out",
+        failed_out.to_str().expect("path"),
+    ]);
+    assert_eq!(code(&failed), 1);
+    assert!(stderr(&failed).contains("E0402"), "{}", stderr(&failed));
+    assert!(!failed_out.exists());
+    let unwritable = segql(&[
+        "run",
+        SEGMENTS,
+        "--segment",
+        "dach",
+        "--out",
+        "/nonexistent/dir/out.csv",
+    ]);
+    assert_eq!(code(&unwritable), 1);
+    assert!(
+        stderr(&unwritable).contains("E0405"),
+        "{}",
+        stderr(&unwritable)
+    );
+    let leftovers = std::fs::read_dir(directory.path()).expect("dir").count();
+    assert_eq!(leftovers, 1, "only the parquet file, no temporary files");
+}
+
+#[test]
+fn run_formats() {
+    let table = segql(&[
+        "run",
+        SEGMENTS,
+        "--segment",
+        "unhappy_customers",
+        "--with",
+        "country",
+        "--format",
+        "table",
+    ]);
+    assert_eq!(code(&table), 0);
+    assert!(
+        stdout(&table).contains("| customer_id | country |"),
+        "{}",
+        stdout(&table)
+    );
+    let ndjson = segql(&[
+        "run",
+        SEGMENTS,
+        "--segment",
+        "unhappy_customers",
+        "--with",
+        "country",
+        "--format",
+        "ndjson",
+    ]);
+    assert_eq!(code(&ndjson), 0);
+    for line in stdout(&ndjson).lines() {
+        let row: serde_json::Value = serde_json::from_str(line).expect("a JSON object per line");
+        assert!(row["customer_id"].is_i64());
+    }
+}
+
+#[test]
+fn as_of_changes_the_audience() {
+    let now = segql(&["count", SEGMENTS, "--segment", "recent_visitors"]);
+    let then = segql(&[
+        "count",
+        SEGMENTS,
+        "--segment",
+        "recent_visitors",
+        "--as-of",
+        "1997-03-01",
+    ]);
+    assert_eq!(code(&now), 0);
+    assert_eq!(code(&then), 0);
+    assert_ne!(stdout(&now), stdout(&then));
+}
+
+#[test]
+fn compile_prints_each_stage() {
+    for (emit, expected) in [
+        ("ast", "SegmentDecl"),
+        (
+            "ir",
+            " = exists(purchased) where (category = \"fashion\") in [now - 30d, now]",
+        ),
+        ("plan", "Left Join: __p.customer_id"),
+        ("optimized", "TableScan: purchased"),
+    ] {
+        let output = segql(&[
+            "compile",
+            SEGMENTS,
+            "--segment",
+            "big_fashion_buyers",
+            "--emit",
+            emit,
+        ]);
+        assert_eq!(code(&output), 0, "{emit}: {}", stderr(&output));
+        assert!(
+            stdout(&output).contains(expected),
+            "{emit}: {}",
+            stdout(&output)
+        );
+    }
+    let missing = segql(&[
+        "compile",
+        SEGMENTS,
+        "--segment",
+        "big_fashion_buyer",
+        "--emit",
+        "plan",
+    ]);
+    assert_eq!(code(&missing), 1);
+    assert!(
+        stderr(&missing).contains("did you mean `big_fashion_buyers`?"),
+        "{}",
+        stderr(&missing)
+    );
+}
+
+#[test]
+fn count_lists_every_segment_of_the_file() {
+    let output = segql(&["count", SEGMENTS]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let text = stdout(&output);
+    assert_eq!(
+        text.lines().count(),
+        21,
+        "a header and 20 segments:\n{text}"
+    );
+}
+
+#[test]
+fn missing_catalog_and_files_are_diagnostics() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let lonely = directory.path().join("lonely.seg");
+    std::fs::write(&lonely, "segment s = true").expect("write");
+    let output = segql(&["check", lonely.to_str().expect("path")]);
+    assert_eq!(code(&output), 1);
+    assert!(
+        stderr(&output).contains("E0302") && stderr(&output).contains("--catalog"),
+        "{}",
+        stderr(&output)
+    );
+    // With --catalog it works from anywhere.
+    let output = segql(&[
+        "check",
+        lonely.to_str().expect("path"),
+        "--catalog",
+        "examples/shop/segql.toml",
+    ]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let output = segql(&["check", "no/such/file.seg"]);
+    assert_eq!(code(&output), 1);
+    assert!(stderr(&output).contains("E0401"), "{}", stderr(&output));
+}
+
+#[test]
+fn demo_generates_a_runnable_dataset() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let out = directory.path().join("shop");
+    let output = segql(&[
+        "demo",
+        "--customers",
+        "300",
+        "--out",
+        out.to_str().expect("path"),
+    ]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    for file in [
+        "segql.toml",
+        "segments.seg",
+        "customers.parquet",
+        "purchased.parquet",
+    ] {
+        assert!(out.join(file).exists(), "{file}");
+    }
+    let counted = segql(&["count", out.join("segments.seg").to_str().expect("path")]);
+    assert_eq!(code(&counted), 0, "{}", stderr(&counted));
+    assert!(stdout(&counted).contains("big_fashion_buyers"));
+}
