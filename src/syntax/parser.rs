@@ -179,12 +179,13 @@ impl Builder {
         }
     }
 
+    /// The pair's span without the whitespace and comments pest lets a rule consume at
+    /// its end: it ends where its last token ends.
     fn span(&self, pair: &Pair<Rule>) -> Span {
-        let span = pair.as_span();
         Span::new(
             self.file,
-            self.offset + span.start(),
-            self.offset + span.end(),
+            self.offset + pair.as_span().start(),
+            self.offset + token_end(pair),
         )
     }
 
@@ -725,6 +726,16 @@ impl Builder {
             }
         }
         value
+    }
+}
+
+fn token_end(pair: &Pair<Rule>) -> usize {
+    if pair.as_rule() == Rule::string {
+        return pair.as_span().end();
+    }
+    match pair.clone().into_inner().last() {
+        Some(last) => token_end(&last),
+        None => pair.as_span().end(),
     }
 }
 
