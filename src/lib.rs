@@ -34,6 +34,11 @@
 //! # }
 //! ```
 
+/// The README's Rust examples, compiled by `cargo test`.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 pub mod catalog;
 pub mod check;
 pub mod demo;
