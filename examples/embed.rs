@@ -25,7 +25,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     if let Err(report) = session.add_source("typo.seg", "segment oops = spend_90 > 1") {
         for diagnostic in report.diagnostics.iter() {
-            println!("{} {}: {}", diagnostic.code, diagnostic.message, diagnostic.help.as_deref().unwrap_or(""));
+            println!(
+                "{} {}: {}",
+                diagnostic.code,
+                diagnostic.message,
+                diagnostic.help.as_deref().unwrap_or("")
+            );
         }
     }
 
@@ -35,7 +40,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // 4. Run it.
     let batches = session.execute(plan).await?;
-    println!("{}", pretty_format_batches(&batches[..batches.len().min(1)])?);
+    println!(
+        "{}",
+        pretty_format_batches(&batches[..batches.len().min(1)])?
+    );
 
     // 5. Sizes of several segments in one pass.
     for (segment, size) in session.counts(&[]).await? {
