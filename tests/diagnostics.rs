@@ -193,6 +193,11 @@ case!(
     check("stage tier {\n  gold = income\n  other = true\n}").await
 );
 case!(
+    w0002_contradiction,
+    "W0002",
+    check("segment lapsed = purchased and not purchased within 180d").await
+);
+case!(
     w0001_window_without_events,
     "W0001",
     check("segment s = age > 30 within 30d").await

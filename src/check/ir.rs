@@ -357,6 +357,11 @@ impl Measure {
     }
 }
 
+/// Whether two `Debug` renderings are equal once spans are removed.
+pub(crate) fn same_ignoring_spans(a: &str, b: &str) -> bool {
+    strip_spans(a) == strip_spans(b)
+}
+
 fn strip_spans(debug: &str) -> String {
     // Spans print as `span: Span { file: 0, start: 1, end: 2 }`.
     let mut out = String::with_capacity(debug.len());

@@ -1047,6 +1047,7 @@ impl<'a> Checker<'a> {
             let _ = self.expr(inner, ctx);
             return Self::error_expr(span);
         };
+        self.warn_if_contradiction(inner, span);
         if ctx.event.is_some() {
             self.report(
                 Diagnostic::error("E0206", "a window cannot be used inside an event filter")
@@ -1075,6 +1076,36 @@ impl<'a> Checker<'a> {
         }
         // The window's frame is kept so later measures with it can still be counted.
         typed
+    }
+
+    /// `purchased and not purchased within 180d` windows both sides, so it is never true;
+    /// the author almost always meant `purchased and not (purchased within 180d)`.
+    fn warn_if_contradiction(&mut self, inner: &ast::Expr, window_span: Span) {
+        let ExprKind::Binary {
+            op: BinaryOp::And,
+            lhs,
+            rhs,
+        } = &inner.kind
+        else {
+            return;
+        };
+        let ExprKind::Not(negated) = &rhs.kind else {
+            return;
+        };
+        let same = self.event_of(lhs).is_some()
+            && ir::same_ignoring_spans(&format!("{lhs:?}"), &format!("{negated:?}"));
+        if same {
+            self.report(
+                Diagnostic::warning("W0002", "this condition can never be true")
+                    .with_label(inner.span, "both sides are limited by the same window")
+                    .with_secondary(
+                        Span::new(window_span.file, inner.span.end, window_span.end),
+                        "this window applies to both event sets",
+                    )
+                    .with_note("a window binds everything to its left, so this asks for events that exist and do not exist in the same period")
+                    .with_help("to window only the negated part, add parentheses: `... and not (... within ...)`"),
+            );
+        }
     }
 
     /// The window's bounds, or `None` after reporting why they are not constant times.
