@@ -277,6 +277,7 @@ fn compile_prints_each_stage() {
         ),
         ("plan", "Left Join: __p.customer_id"),
         ("optimized", "TableScan: purchased"),
+        ("physical", "pruning_predicate="),
     ] {
         let output = segql(&[
             "compile",

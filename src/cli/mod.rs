@@ -130,6 +130,8 @@ enum Emit {
     Plan,
     /// The logical plan after DataFusion's optimizer
     Optimized,
+    /// DataFusion's physical plan (what runs, with partitions and pushed-down predicates)
+    Physical,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -337,20 +339,29 @@ async fn compile(
             Ok(segments) => segql::check::display::segment_ir(segments[0], session.program()),
             Err(report) => return printer.report(&report),
         },
-        Emit::Plan | Emit::Optimized => {
+        Emit::Plan | Emit::Optimized | Emit::Physical => {
             let plan = match session.plan_segments(&[segment], &[]) {
                 Ok(plan) => plan,
                 Err(report) => return printer.report(&report),
             };
-            if emit == Emit::Plan {
-                format!("{}\n", plan.display_indent())
-            } else {
-                match session.context().state().optimize(&plan) {
-                    Ok(optimized) => format!("{}\n", optimized.display_indent()),
-                    Err(error) => {
-                        let diagnostic = segql::internal_error(&error.to_string());
-                        return printer.report(&Report::new(diagnostic.into(), session.sources()));
-                    }
+            let state = session.context().state();
+            let shown = match emit {
+                Emit::Plan => Ok(format!("{}\n", plan.display_indent())),
+                Emit::Optimized => state
+                    .optimize(&plan)
+                    .map(|p| format!("{}\n", p.display_indent())),
+                _ => state.create_physical_plan(&plan).await.map(|p| {
+                    format!(
+                        "{}",
+                        datafusion::physical_plan::displayable(p.as_ref()).indent(true)
+                    )
+                }),
+            };
+            match shown {
+                Ok(text) => text,
+                Err(error) => {
+                    let diagnostic = segql::internal_error(&error.to_string());
+                    return printer.report(&Report::new(diagnostic.into(), session.sources()));
                 }
             }
         }
