@@ -44,8 +44,11 @@ pub mod check;
 pub mod demo;
 pub mod diagnostic;
 pub mod exec;
+pub mod explain;
 pub mod plan;
 pub mod render;
+#[cfg(feature = "cli")]
+pub mod repl;
 pub mod syntax;
 
 use std::path::Path;
@@ -97,7 +100,8 @@ pub struct Session {
     schema: CatalogSchema,
     tables: Tables,
     sources: SourceMap,
-    files: Vec<(String, ast::File)>,
+    /// Added files: name, text and syntax tree.
+    files: Vec<(String, String, ast::File)>,
     parsed: Vec<ast::File>,
     program: Program,
     warnings: Diagnostics,
@@ -186,6 +190,11 @@ impl Session {
         &self.sources
     }
 
+    /// The tables plans read.
+    pub fn tables(&self) -> &Tables {
+        &self.tables
+    }
+
     pub fn program(&self) -> &Program {
         &self.program
     }
@@ -219,9 +228,9 @@ impl Session {
             let file = self.sources.add(name.as_str(), text.as_str());
             let (parsed, parse_diagnostics) = syntax::parse_file(text, file);
             diagnostics.extend(parse_diagnostics);
-            files.push((name.clone(), parsed));
+            files.push((name.clone(), text.clone(), parsed));
         }
-        let parsed: Vec<ast::File> = files.iter().map(|(_, f)| f.clone()).collect();
+        let parsed: Vec<ast::File> = files.iter().map(|(_, _, f)| f.clone()).collect();
         let (program, check_diagnostics) = check::check(&parsed, &self.schema);
         diagnostics.extend(check_diagnostics);
         // In reading order, whichever stage found them.
@@ -240,16 +249,81 @@ impl Session {
 
     /// The files added so far, by name.
     pub fn files_with_paths(&self) -> impl Iterator<Item = (&str, &ast::File)> {
-        self.files.iter().map(|(name, file)| (name.as_str(), file))
+        self.files
+            .iter()
+            .map(|(name, _, file)| (name.as_str(), file))
+    }
+
+    /// The added files' names and texts, in the order added.
+    pub fn source_texts(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.files
+            .iter()
+            .map(|(name, text, _)| (name.as_str(), text.as_str()))
     }
 
     /// Checks an ad-hoc condition using the session's definitions.
     pub fn check_condition(&mut self, name: &str, text: &str) -> Result<TypedExpr, Report> {
+        self.check_text(name, text, true)
+    }
+
+    /// Checks an ad-hoc expression of any type (a value per profile).
+    pub fn check_value(&mut self, name: &str, text: &str) -> Result<TypedExpr, Report> {
+        self.check_text(name, text, false)
+    }
+
+    fn check_text(
+        &mut self,
+        name: &str,
+        text: &str,
+        require_bool: bool,
+    ) -> Result<TypedExpr, Report> {
         let file = self.sources.add(name, text);
         let parsed =
             syntax::parse_expression(text, file).map_err(|d| Report::new(d, &self.sources))?;
-        check::check_expression(&parsed, &self.parsed, &self.schema, &mut self.program)
-            .map_err(|d| Report::new(d, &self.sources))
+        check::check_expression(
+            &parsed,
+            &self.parsed,
+            &self.schema,
+            &mut self.program,
+            require_bool,
+        )
+        .map_err(|d| Report::new(d, &self.sources))
+    }
+
+    /// Forgets every added file and definition (the catalog stays).
+    pub fn clear_sources(&mut self) {
+        self.files.clear();
+        self.parsed.clear();
+        self.program = Program::default();
+        self.warnings = Diagnostics::default();
+    }
+
+    /// The plan counting the profiles matching an ad-hoc condition (one row, one column).
+    pub fn plan_condition_count(&self, condition: &TypedExpr) -> Result<LogicalPlan, Report> {
+        let segment = CheckedSegment {
+            name: "members".to_string(),
+            description: None,
+            condition: condition.clone(),
+            span: condition.span,
+        };
+        self.planner()
+            .counts(&[&segment])
+            .map_err(|e| Report::new(internal_error(&e.to_string()).into(), &self.sources))
+    }
+
+    /// The plan of every profile's key and the value of an ad-hoc expression, sorted by key.
+    pub fn plan_expression_values(
+        &self,
+        expr: &TypedExpr,
+        name: &str,
+    ) -> Result<LogicalPlan, Report> {
+        let column = OutputColumn {
+            name: name.to_string(),
+            expr: expr.clone(),
+        };
+        self.planner()
+            .values(&[column])
+            .map_err(|e| Report::new(internal_error(&e.to_string()).into(), &self.sources))
     }
 
     fn planner(&self) -> Planner<'_> {

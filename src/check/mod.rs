@@ -27,18 +27,20 @@ pub fn check(files: &[ast::File], catalog: &CatalogSchema) -> (Program, Diagnost
 }
 
 /// Checks one expression against already-checked declarations (REPL input, ad-hoc audiences).
-/// The expression may use any name of `files`.
+/// The expression may use any name of `files`; its measures are added to `program`. With
+/// `require_bool`, it must be a condition.
 pub fn check_expression(
     expr: &ast::Expr,
     files: &[ast::File],
     catalog: &CatalogSchema,
     program: &mut Program,
+    require_bool: bool,
 ) -> Result<TypedExpr, Diagnostics> {
     let mut checker = Checker::new(files, catalog);
     checker.program = std::mem::take(program);
     let typed = checker.expr(expr, &Ctx::default());
     let errors_before = checker.diagnostics.has_errors();
-    if !errors_before {
+    if require_bool && !errors_before {
         checker.expect_type(
             &typed,
             &Type::Bool,

@@ -103,6 +103,28 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Explain why one profile is (or is not) a member of a segment
+    Why {
+        file: PathBuf,
+        /// The segment
+        #[arg(long, value_name = "NAME")]
+        segment: String,
+        /// The profile's key
+        #[arg(long, value_name = "KEY")]
+        key: String,
+        /// Evaluation time (default: the catalog's `as_of`, else now)
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        as_of: Option<i64>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// The interactive segment workbench (reads lines from standard input when it is not a terminal)
+    Repl {
+        /// Segment files to load at start
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Generate the demo shop dataset (Parquet, with a catalog and segments)
     Demo {
         /// Number of customers
@@ -214,6 +236,14 @@ pub async fn run(cli: Cli) -> ExitCode {
             as_of,
             common,
         } => count(&file, &segment, as_of, &common).await,
+        Command::Why {
+            file,
+            segment,
+            key,
+            as_of,
+            common,
+        } => why(&file, &segment, &key, as_of, &common).await,
+        Command::Repl { files, common } => repl(&files, &common).await,
         Command::Demo {
             customers,
             events_per_customer,
@@ -495,6 +525,37 @@ async fn count(file: &Path, named: &[String], as_of: Option<i64>, common: &Commo
         elapsed.as_secs_f64()
     );
     print_stdout(&text)
+}
+
+async fn why(
+    file: &Path,
+    segment: &str,
+    key: &str,
+    as_of: Option<i64>,
+    common: &Common,
+) -> ExitCode {
+    let printer = Printer::new(common.diagnostics);
+    let mut session = match open_session(&[file.to_path_buf()], common, true).await {
+        Ok(session) => session,
+        Err(report) => return printer.report(&report),
+    };
+    if let Some(as_of) = as_of {
+        session.set_as_of(as_of);
+    }
+    match segql::explain::why(&session, segment, key).await {
+        Ok(text) => print_stdout(&text),
+        Err(report) => printer.report(&report),
+    }
+}
+
+async fn repl(files: &[PathBuf], common: &Common) -> ExitCode {
+    let printer = Printer::new(common.diagnostics);
+    let catalog_start: Vec<PathBuf> = files.to_vec();
+    let session = match open_session(&catalog_start, common, true).await {
+        Ok(session) => session,
+        Err(report) => return printer.report(&report),
+    };
+    segql::repl::run(session).await
 }
 
 fn demo(customers: usize, events_per_customer: usize, seed: u64, out: &Path) -> ExitCode {

@@ -228,6 +228,71 @@ impl<'a> Planner<'a> {
             .build()
     }
 
+    /// One profile's values of `columns` (which may be sub-expressions of a segment).
+    pub fn values_for_key(&self, columns: &[OutputColumn], key: Expr) -> Result<LogicalPlan> {
+        let exprs: Vec<&TypedExpr> = columns.iter().map(|c| &c.expr).collect();
+        let key_name = self.catalog.profiles.key.as_str();
+        let mut projection = vec![self.key_column().alias(key_name)];
+        for column in columns {
+            projection.push(self.lower(&column.expr)?.alias(column.name.as_str()));
+        }
+        self.profiles_with_measures(&exprs)?
+            .filter(self.key_column().eq(key))?
+            .project(projection)?
+            .build()
+    }
+
+    /// The events one profile's measure counts: time (and the measured column), by time.
+    pub fn measure_events(&self, id: usize, key: Expr, limit: usize) -> Result<LogicalPlan> {
+        let measure = &self.program.measures[id];
+        let table = self.catalog.event(&measure.event).ok_or_else(|| {
+            DataFusionError::Plan(format!("unknown event table `{}`", measure.event))
+        })?;
+        let time_name = table.time.clone().unwrap_or_default();
+        let mut columns = BTreeSet::from([table.key.clone(), time_name.clone()]);
+        if let Some(column) = &measure.column {
+            columns.insert(column.clone());
+        }
+        if let Some(filter) = &measure.filter {
+            collect_event_columns(filter, &mut columns);
+        }
+        let profile_key_type = self
+            .catalog
+            .profiles
+            .column(&self.catalog.profiles.key)
+            .and_then(|c| c.ty.clone())
+            .unwrap_or(Type::Int);
+        let time = col(Column::from_name(time_name.as_str()));
+        let mut condition = time
+            .clone()
+            .lt_eq(timestamp_literal(self.as_of))
+            .and(col(Column::from_name(table.key.as_str())).eq(key));
+        if let Some(filter) = &measure.filter {
+            condition = condition.and(expr::lower_event(filter, self.as_of)?);
+        }
+        if let Some(start) = measure.window.start {
+            condition = condition.and(
+                time.clone()
+                    .gt_eq(timestamp_literal(start.resolve(self.as_of))),
+            );
+        }
+        if let Some(end) = measure.window.end {
+            condition = condition.and(time.clone().lt(timestamp_literal(end.resolve(self.as_of))));
+        }
+        let mut projection = vec![time.clone()];
+        if let Some(column) = &measure.column
+            && *column != time_name
+        {
+            projection.push(col(Column::from_name(column.as_str())));
+        }
+        self.normalized_scan(table, &columns, Some(&profile_key_type))?
+            .filter(condition)?
+            .project(projection)?
+            .sort(vec![time.sort(true, false)])?
+            .limit(0, Some(limit))?
+            .build()
+    }
+
     fn key_column(&self) -> Expr {
         Expr::Column(Column::new(
             Some(PROFILES_ALIAS),
