@@ -710,7 +710,7 @@ pub fn is_complete(input: &str) -> bool {
     let text = &trimmed[last.start..last.end];
     match last.token {
         Token::Operator | Token::Comma | Token::Dot => false,
-        Token::Keyword => matches!(
+        Token::Keyword => !matches!(
             text,
             "and"
                 | "or"
