@@ -371,3 +371,75 @@ fn demo_generates_a_runnable_dataset() {
     assert_eq!(code(&counted), 0, "{}", stderr(&counted));
     assert!(stdout(&counted).contains("big_fashion_buyers"));
 }
+
+#[test]
+fn why_explains_a_member_and_a_non_member() {
+    let members = stdout(&segql(&["run", SEGMENTS, "--segment", "vip_at_risk"]));
+    let member = members.lines().nth(1).expect("a member").to_string();
+    let output = segql(&[
+        "why",
+        SEGMENTS,
+        "--segment",
+        "vip_at_risk",
+        "--key",
+        &member,
+    ]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        text.starts_with(&format!(
+            "customer_id {member} is a member of `vip_at_risk`"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("✓ churn_score > 0.7") && text.contains("✓ ltv > 500"),
+        "{text}"
+    );
+    let outsider = (1..3000)
+        .map(|k| k.to_string())
+        .find(|k| !members.lines().any(|l| l == k))
+        .expect("someone is not a member");
+    let output = segql(&[
+        "why",
+        SEGMENTS,
+        "--segment",
+        "vip_at_risk",
+        "--key",
+        &outsider,
+    ]);
+    assert!(
+        stdout(&output).contains("is NOT a member") && stdout(&output).contains('✗'),
+        "{}",
+        stdout(&output)
+    );
+}
+
+#[test]
+fn repl_runs_a_script_from_standard_input() {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_segql"))
+        .args(["repl", SEGMENTS])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let script =
+        "segment rich = income > 90000\n:sample 2\nin rich and (\n  age > 50)\ncontry = 1\n";
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(script.as_bytes())
+        .expect("write");
+    let output = child.wait_with_output().expect("wait");
+    assert_eq!(code(&output), 1, "a failed line makes the exit code 1");
+    let text = stdout(&output);
+    assert!(text.contains("defined segment `rich`"), "{text}");
+    assert!(
+        text.contains("profiles (") && !text.contains(" ms)"),
+        "the multi-line condition ran, without timing: {text}"
+    );
+    assert!(stderr(&output).contains("E0101"), "{}", stderr(&output));
+}
