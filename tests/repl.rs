@@ -445,6 +445,8 @@ fn interactive_session_in_a_terminal() {
     terminal
         .exp_string("\x1b[32mage")
         .expect("profile columns are green");
+    // The prompt is redrawn with every key; wait for the result before the next prompt.
+    terminal.exp_string("profiles (").expect("evaluated");
     terminal.exp_string("segql> ").expect("prompt again");
     terminal.send_control('d').expect("Ctrl-D");
     terminal.flush().expect("flush");
