@@ -796,14 +796,7 @@ impl<'a> Checker<'a> {
                     span,
                 },
                 None => {
-                    self.report(
-                        Diagnostic::error(
-                            "E0207",
-                            format!("column `{}` has type {}, which SegQL cannot use", column.name, column.source_type),
-                        )
-                        .with_label(span, "unsupported type")
-                        .with_help("declare a supported type for it under `columns` in segql.toml, or use another column"),
-                    );
+                    self.report(unsupported_column(column, span));
                     Self::error_expr(span)
                 }
             },
@@ -853,16 +846,7 @@ impl<'a> Checker<'a> {
                     span,
                 },
                 None => {
-                    self.report(
-                        Diagnostic::error(
-                            "E0207",
-                            format!(
-                                "column `{}` has type {}, which SegQL cannot use",
-                                column.name, column.source_type
-                            ),
-                        )
-                        .with_label(span, "unsupported type"),
-                    );
+                    self.report(unsupported_column(column, span));
                     Self::error_expr(span)
                 }
             };
@@ -1271,6 +1255,21 @@ impl<'a> Checker<'a> {
         }
         Self::error_expr(span)
     }
+}
+
+/// E0207 for a column whose source type has no SegQL type.
+fn unsupported_column(column: &crate::catalog::ColumnSchema, span: Span) -> Diagnostic {
+    Diagnostic::error(
+        "E0207",
+        format!(
+            "column `{}` has type {}, which SegQL cannot use",
+            column.name, column.source_type
+        ),
+    )
+    .with_label(span, "unsupported type")
+    .with_help(
+        "declare a supported type for it under `columns` in segql.toml, or use another column",
+    )
 }
 
 /// A constant used as a window bound.

@@ -265,16 +265,7 @@ impl<'a> Checker<'a> {
                     return Self::error_expr(span);
                 };
                 let Some(ty) = column.ty.clone() else {
-                    self.report(
-                        Diagnostic::error(
-                            "E0207",
-                            format!(
-                                "column `{}` has type {}, which SegQL cannot use",
-                                column.name, column.source_type
-                            ),
-                        )
-                        .with_label(ident.span, "unsupported type"),
-                    );
+                    self.report(super::unsupported_column(column, ident.span));
                     return Self::error_expr(span);
                 };
                 Some((column.name.clone(), ty))

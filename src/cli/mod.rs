@@ -313,6 +313,25 @@ async fn open_session(
     Ok(session)
 }
 
+/// Opens the session for `file`, prints its warnings and applies `--as-of`; on failure,
+/// the diagnostics are printed and the exit code returned.
+async fn session_for(
+    file: &Path,
+    common: &Common,
+    as_of: Option<i64>,
+    require_data: bool,
+    printer: &Printer,
+) -> Result<Session, ExitCode> {
+    let mut session = open_session(&[file.to_path_buf()], common, require_data)
+        .await
+        .map_err(|report| printer.report(&report))?;
+    printer.print(session.warnings(), session.sources());
+    if let Some(as_of) = as_of {
+        session.set_as_of(as_of);
+    }
+    Ok(session)
+}
+
 async fn check(files: &[PathBuf], common: &Common) -> ExitCode {
     let printer = Printer::new(common.diagnostics);
     match open_session(files, common, false).await {
@@ -341,14 +360,10 @@ async fn compile(
     common: &Common,
 ) -> ExitCode {
     let printer = Printer::new(common.diagnostics);
-    let mut session = match open_session(&[file.to_path_buf()], common, false).await {
+    let session = match session_for(file, common, as_of, false, &printer).await {
         Ok(session) => session,
-        Err(report) => return printer.report(&report),
+        Err(code) => return code,
     };
-    printer.print(session.warnings(), session.sources());
-    if let Some(as_of) = as_of {
-        session.set_as_of(as_of);
-    }
     let text = match emit {
         Emit::Ast => {
             let identity = std::fs::canonicalize(file).ok();
@@ -445,14 +460,10 @@ async fn run_segments(
         eprintln!("error: `--format parquet` needs `--out PATH`");
         return ExitCode::from(2);
     }
-    let mut session = match open_session(&[file.to_path_buf()], common, true).await {
+    let session = match session_for(file, common, as_of, true, &printer).await {
         Ok(session) => session,
-        Err(report) => return printer.report(&report),
+        Err(code) => return code,
     };
-    printer.print(session.warnings(), session.sources());
-    if let Some(as_of) = as_of {
-        session.set_as_of(as_of);
-    }
     let names = segment_names(&session, file, named);
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let with: Vec<&str> = with
@@ -493,14 +504,10 @@ async fn run_segments(
 
 async fn count(file: &Path, named: &[String], as_of: Option<i64>, common: &Common) -> ExitCode {
     let printer = Printer::new(common.diagnostics);
-    let mut session = match open_session(&[file.to_path_buf()], common, true).await {
+    let session = match session_for(file, common, as_of, true, &printer).await {
         Ok(session) => session,
-        Err(report) => return printer.report(&report),
+        Err(code) => return code,
     };
-    printer.print(session.warnings(), session.sources());
-    if let Some(as_of) = as_of {
-        session.set_as_of(as_of);
-    }
     let names = segment_names(&session, file, named);
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let started = std::time::Instant::now();
@@ -535,13 +542,10 @@ async fn why(
     common: &Common,
 ) -> ExitCode {
     let printer = Printer::new(common.diagnostics);
-    let mut session = match open_session(&[file.to_path_buf()], common, true).await {
+    let session = match session_for(file, common, as_of, true, &printer).await {
         Ok(session) => session,
-        Err(report) => return printer.report(&report),
+        Err(code) => return code,
     };
-    if let Some(as_of) = as_of {
-        session.set_as_of(as_of);
-    }
     match segql::explain::why(&session, segment, key).await {
         Ok(text) => print_stdout(&text),
         Err(report) => printer.report(&report),
