@@ -10,9 +10,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::check::ir::Type;
-use crate::diagnostic::{
-    Diagnostic, Diagnostics, FileId, SourceMap, Span, closest_name, list_names,
-};
+use crate::diagnostic::{Diagnostic, Diagnostics, FileId, SourceMap, Span, list_names};
 
 /// The file name looked for next to a query file and in its parents.
 pub const CATALOG_FILE_NAME: &str = "segql.toml";
@@ -511,13 +509,16 @@ impl Catalog {
                         "E0303",
                         format!("{role} column `{name}` is not a column of `{}`", table.name),
                     );
-                    diagnostic = match closest_name(name, columns.iter().map(|c| c.name.as_str())) {
-                        Some(close) => diagnostic.with_help(format!("did you mean `{close}`?")),
-                        None => diagnostic.with_help(format!(
-                            "columns are {}",
-                            list_names(columns.iter().map(|c| c.name.as_str()), 12)
-                        )),
-                    };
+                    diagnostic = diagnostic.with_suggestion(
+                        name,
+                        columns.iter().map(|c| c.name.as_str()),
+                        || {
+                            format!(
+                                "columns are {}",
+                                list_names(columns.iter().map(|c| c.name.as_str()), 12)
+                            )
+                        },
+                    );
                     diagnostics.push(self.located(diagnostic, span, "unknown column"));
                 }
                 Some(column) if !column.ty.as_ref().is_some_and(|t| allowed.contains(t)) => {

@@ -105,6 +105,19 @@ impl Diagnostic {
         self
     }
 
+    /// `help: did you mean `X`?` when one of `candidates` is close to `name`, else `fallback`.
+    pub fn with_suggestion<'a>(
+        self,
+        name: &str,
+        candidates: impl IntoIterator<Item = &'a str>,
+        fallback: impl FnOnce() -> String,
+    ) -> Diagnostic {
+        match closest_name(name, candidates) {
+            Some(close) => self.with_help(format!("did you mean `{close}`?")),
+            None => self.with_help(fallback()),
+        }
+    }
+
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }

@@ -344,13 +344,9 @@ impl Session {
                     let known = self.program.segments.iter().map(|s| s.name.as_str());
                     let mut diagnostic =
                         Diagnostic::error("E0402", format!("no segment named `{name}`"));
-                    diagnostic = match diagnostic::closest_name(name, known.clone()) {
-                        Some(close) => diagnostic.with_help(format!("did you mean `{close}`?")),
-                        None => diagnostic.with_help(format!(
-                            "segments are {}",
-                            diagnostic::list_names(known, 20)
-                        )),
-                    };
+                    diagnostic = diagnostic.with_suggestion(name, known.clone(), || {
+                        format!("segments are {}", diagnostic::list_names(known, 20))
+                    });
                     diagnostics.push(diagnostic);
                 }
             }
@@ -395,13 +391,11 @@ impl Session {
                         "E0402",
                         format!("`--with {name}`: no profile column, metric or stage of that name"),
                     );
-                    diagnostic = match diagnostic::closest_name(name, candidates.iter().copied()) {
-                        Some(close) => diagnostic.with_help(format!("did you mean `{close}`?")),
-                        None => diagnostic.with_help(format!(
-                            "choose from {}",
-                            diagnostic::list_names(candidates, 30)
-                        )),
-                    };
+                    let fallback = format!(
+                        "choose from {}",
+                        diagnostic::list_names(candidates.iter().copied(), 30)
+                    );
+                    diagnostic = diagnostic.with_suggestion(name, candidates, || fallback);
                     diagnostics.push(diagnostic);
                 }
             }

@@ -12,7 +12,7 @@ mod resolve;
 use std::collections::{HashMap, HashSet};
 
 use crate::catalog::{CatalogSchema, TableSchema};
-use crate::diagnostic::{Diagnostic, Diagnostics, Span, closest_name, list_names};
+use crate::diagnostic::{Diagnostic, Diagnostics, Span, list_names};
 use crate::syntax::ast::{self, Declaration, ExprKind, Literal};
 use ir::*;
 
@@ -816,9 +816,8 @@ impl<'a> Checker<'a> {
                 let mut diagnostic =
                     Diagnostic::error("E0101", format!("unknown name `{}`", ident.name))
                         .with_label(span, "not a metric, stage, profile column or event");
-                diagnostic = match closest_name(&ident.name, candidates) {
-                    Some(close) => diagnostic.with_help(format!("did you mean `{close}`?")),
-                    None => diagnostic.with_help(format!(
+                diagnostic = diagnostic.with_suggestion(&ident.name, candidates, || {
+                    format!(
                         "profile columns are {}",
                         list_names(
                             self.catalog
@@ -828,8 +827,8 @@ impl<'a> Checker<'a> {
                                 .map(|c| c.name.as_str()),
                             12
                         )
-                    )),
-                };
+                    )
+                });
                 self.report(diagnostic);
                 Self::error_expr(span)
             }
@@ -867,21 +866,7 @@ impl<'a> Checker<'a> {
                 list_names(event.columns.iter().map(|c| c.name.as_str()), 12)
             ))
         } else {
-            let mut diagnostic = Diagnostic::error(
-                "E0103",
-                format!("`{}` has no column `{}`", event.name, ident.name),
-            )
-            .with_label(span, "unknown event column");
-            diagnostic =
-                match closest_name(&ident.name, event.columns.iter().map(|c| c.name.as_str())) {
-                    Some(close) => diagnostic.with_help(format!("did you mean `{close}`?")),
-                    None => diagnostic.with_help(format!(
-                        "columns of `{}` are {}",
-                        event.name,
-                        list_names(event.columns.iter().map(|c| c.name.as_str()), 12)
-                    )),
-                };
-            diagnostic
+            unknown_event_column(event, ident)
         };
         self.report(diagnostic);
         Self::error_expr(span)
@@ -1006,15 +991,12 @@ impl<'a> Checker<'a> {
                 let mut diagnostic =
                     Diagnostic::error("E0104", format!("unknown segment `{}`", ident.name))
                         .with_label(span, "no segment of this name");
-                diagnostic = match closest_name(&ident.name, segments.iter().copied()) {
-                    Some(close) => diagnostic.with_help(format!("did you mean `{close}`?")),
-                    None => {
+                diagnostic =
+                    diagnostic.with_suggestion(&ident.name, segments.iter().copied(), || {
                         let mut sorted = segments.clone();
                         sorted.sort();
-                        diagnostic
-                            .with_help(format!("known segments are {}", list_names(sorted, 10)))
-                    }
-                };
+                        format!("known segments are {}", list_names(sorted, 10))
+                    });
                 self.report(diagnostic);
                 Self::error_expr(span)
             }
@@ -1239,14 +1221,13 @@ impl<'a> Checker<'a> {
         candidates.extend(self.catalog.events.iter().map(|e| e.name.as_str()));
         let mut diagnostic = Diagnostic::error("E0108", format!("unknown function `{name}`"))
             .with_label(function.span, "not a function, aggregate or event");
-        diagnostic = match closest_name(name, candidates) {
-            Some(close) => diagnostic.with_help(format!("did you mean `{close}`?")),
-            None => diagnostic.with_help(format!(
+        diagnostic = diagnostic.with_suggestion(name, candidates, || {
+            format!(
                 "functions are {}; aggregates are {}",
                 list_names(Function::ALL.iter().map(|f| f.name()), 20),
                 list_names(Aggregate::NAMES, 10)
-            )),
-        };
+            )
+        });
         self.report(diagnostic);
         for arg in args {
             self.quiet += 1;
@@ -1255,6 +1236,23 @@ impl<'a> Checker<'a> {
         }
         Self::error_expr(span)
     }
+}
+
+/// E0103 for a name that is not a column of `event`.
+fn unknown_event_column(event: &TableSchema, ident: &ast::Ident) -> Diagnostic {
+    let columns = event.columns.iter().map(|c| c.name.as_str());
+    Diagnostic::error(
+        "E0103",
+        format!("`{}` has no column `{}`", event.name, ident.name),
+    )
+    .with_label(ident.span, "unknown event column")
+    .with_suggestion(&ident.name, columns.clone(), || {
+        format!(
+            "columns of `{}` are {}",
+            event.name,
+            list_names(columns, 12)
+        )
+    })
 }
 
 /// E0207 for a column whose source type has no SegQL type.

@@ -246,22 +246,7 @@ impl<'a> Checker<'a> {
                     return Self::error_expr(span);
                 };
                 let Some(column) = table.column(&ident.name) else {
-                    let mut diagnostic = Diagnostic::error(
-                        "E0103",
-                        format!("`{event}` has no column `{}`", ident.name),
-                    )
-                    .with_label(ident.span, "unknown event column");
-                    diagnostic = match crate::diagnostic::closest_name(
-                        &ident.name,
-                        table.columns.iter().map(|c| c.name.as_str()),
-                    ) {
-                        Some(close) => diagnostic.with_help(format!("did you mean `{close}`?")),
-                        None => diagnostic.with_help(format!(
-                            "columns of `{event}` are {}",
-                            list_names(table.columns.iter().map(|c| c.name.as_str()), 12)
-                        )),
-                    };
-                    self.report(diagnostic);
+                    self.report(super::unknown_event_column(table, ident));
                     return Self::error_expr(span);
                 };
                 let Some(ty) = column.ty.clone() else {
