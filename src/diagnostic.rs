@@ -247,3 +247,12 @@ pub fn list_names<'a>(names: impl IntoIterator<Item = &'a str>, max: usize) -> S
         (_, more) => format!("{} and {more} more", shown.join(", ")),
     }
 }
+
+/// Runs a recursive compiler stage with at least 16 MiB of stack, switching to a stack of
+/// its own when the calling thread has less left: enough for the deepest input the parser
+/// accepts (see `syntax::MAX_NESTING`), on any thread. Nested calls reuse that stack.
+pub fn with_deep_stack<T>(stage: impl FnOnce() -> T) -> T {
+    const NEEDED: usize = 16 << 20;
+    const NEW_STACK: usize = 64 << 20;
+    stacker::maybe_grow(NEEDED, NEW_STACK, stage)
+}

@@ -21,15 +21,29 @@ use ir::*;
 /// Always returns a program (with the declarations that checked cleanly) and the
 /// diagnostics; callers decide whether errors stop them.
 pub fn check(files: &[ast::File], catalog: &CatalogSchema) -> (Program, Diagnostics) {
-    let mut checker = Checker::new(files, catalog);
-    checker.check_all();
-    (checker.program, checker.diagnostics)
+    crate::diagnostic::with_deep_stack(|| {
+        let mut checker = Checker::new(files, catalog);
+        checker.check_all();
+        (checker.program, checker.diagnostics)
+    })
 }
 
 /// Checks one expression against already-checked declarations (REPL input, ad-hoc audiences).
 /// The expression may use any name of `files`; its measures are added to `program`. With
 /// `require_bool`, it must be a condition.
 pub fn check_expression(
+    expr: &ast::Expr,
+    files: &[ast::File],
+    catalog: &CatalogSchema,
+    program: &mut Program,
+    require_bool: bool,
+) -> Result<TypedExpr, Diagnostics> {
+    crate::diagnostic::with_deep_stack(|| {
+        check_expression_here(expr, files, catalog, program, require_bool)
+    })
+}
+
+fn check_expression_here(
     expr: &ast::Expr,
     files: &[ast::File],
     catalog: &CatalogSchema,

@@ -301,7 +301,7 @@ impl<'a> Planner<'a> {
     }
 
     fn lower(&self, expr: &TypedExpr) -> Result<Expr> {
-        expr::lower_profile(expr, self.as_of, self.program)
+        crate::diagnostic::with_deep_stack(|| expr::lower_profile(expr, self.as_of, self.program))
     }
 
     /// The profiles, left-joined with one measure table per event table the expressions use.

@@ -17,6 +17,10 @@ pub const MAX_NESTING: usize = 200;
 /// Parses a whole `.seg` file. On syntax errors, every declaration is still parsed on its
 /// own so that all errors of the file are reported at once; declarations that parse are kept.
 pub fn parse_file(text: &str, file: FileId) -> (File, Diagnostics) {
+    crate::diagnostic::with_deep_stack(|| parse_file_here(text, file))
+}
+
+fn parse_file_here(text: &str, file: FileId) -> (File, Diagnostics) {
     if let Some(diagnostic) = check_nesting(text, file, 0) {
         return (
             File {
@@ -46,6 +50,10 @@ pub fn parse_file(text: &str, file: FileId) -> (File, Diagnostics) {
 
 /// Parses one expression (a REPL line, an embedder's ad-hoc audience).
 pub fn parse_expression(text: &str, file: FileId) -> Result<Expr, Diagnostics> {
+    crate::diagnostic::with_deep_stack(|| parse_expression_here(text, file))
+}
+
+fn parse_expression_here(text: &str, file: FileId) -> Result<Expr, Diagnostics> {
     if let Some(diagnostic) = check_nesting(text, file, 0) {
         return Err(diagnostic.into());
     }
@@ -274,19 +282,30 @@ impl Builder {
     }
 
     /// Builds any expression-level pair.
+    /// `depth` counts the nesting the AST will have: brackets, calls and lists here, and
+    /// the length of operator chains where they are built.
     fn expr(&mut self, pair: Pair<Rule>) -> Expr {
-        self.depth += 1;
+        let nests = matches!(
+            pair.as_rule(),
+            Rule::paren | Rule::list | Rule::call | Rule::window
+        );
+        self.depth += usize::from(nests);
         let expr = if self.depth > MAX_NESTING {
             let span = self.span(&pair);
-            if !self.diagnostics.iter().any(|d| d.code == "E0003") {
-                self.diagnostics.push(too_deep(span));
-            }
-            self.null_expr(span)
+            self.too_deep_expr(span)
         } else {
             self.expr_inner(pair)
         };
-        self.depth -= 1;
+        self.depth -= usize::from(nests);
         expr
+    }
+
+    /// Reports E0003 once per input and stands in for the rejected expression.
+    fn too_deep_expr(&mut self, span: Span) -> Expr {
+        if !self.diagnostics.iter().any(|d| d.code == "E0003") {
+            self.diagnostics.push(too_deep(span));
+        }
+        self.null_expr(span)
     }
 
     fn expr_inner(&mut self, pair: Pair<Rule>) -> Expr {
@@ -322,6 +341,9 @@ impl Builder {
                         _ => operand = Some(self.expr(part)),
                     }
                 }
+                if self.depth + nots.len() > MAX_NESTING {
+                    return self.too_deep_expr(span);
+                }
                 let mut expr = operand.unwrap_or_else(|| self.null_expr(span));
                 for not_span in nots.into_iter().rev() {
                     expr = Expr {
@@ -340,6 +362,9 @@ impl Builder {
                         Rule::negate => negations.push(self.span(&part)),
                         _ => operand = Some(self.expr(part)),
                     }
+                }
+                if self.depth + negations.len() > MAX_NESTING {
+                    return self.too_deep_expr(span);
                 }
                 let mut expr = operand.unwrap_or_else(|| self.null_expr(span));
                 for negate_span in negations.into_iter().rev() {
@@ -466,6 +491,18 @@ impl Builder {
     /// `a op b op c` as a left-deep tree.
     fn left_chain(&mut self, pair: Pair<Rule>) -> Expr {
         let span = self.span(&pair);
+        // The tree is as deep as the chain is long.
+        let operators = pair.clone().into_inner().count() / 2;
+        if self.depth + operators > MAX_NESTING {
+            return self.too_deep_expr(span);
+        }
+        self.depth += operators;
+        let expr = self.build_chain(pair, span);
+        self.depth -= operators;
+        expr
+    }
+
+    fn build_chain(&mut self, pair: Pair<Rule>, span: Span) -> Expr {
         let mut inner = pair.into_inner();
         let mut expr = match inner.next() {
             Some(p) => self.expr(p),
