@@ -237,7 +237,7 @@ fn previous_token(text: &str, position: usize) -> Option<String> {
 }
 
 /// The part of a line before a `#` comment that is not inside a string.
-fn strip_comment(line: &str) -> &str {
+pub(super) fn strip_comment(line: &str) -> &str {
     let mut in_string = false;
     let mut escaped = false;
     for (i, c) in line.char_indices() {

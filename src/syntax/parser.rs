@@ -766,14 +766,22 @@ impl Builder {
     }
 }
 
+/// Where the pair's last token ends: its span without trailing whitespace and comments.
 fn token_end(pair: &Pair<Rule>) -> usize {
-    if pair.as_rule() == Rule::string {
-        return pair.as_span().end();
+    let span = pair.as_span();
+    let text = span.as_str();
+    let mut end = text.len();
+    loop {
+        let trimmed = text[..end].trim_end();
+        let line_start = trimmed.rfind('\n').map(|i| i + 1).unwrap_or(0);
+        let code = super::errors::strip_comment(&trimmed[line_start..]);
+        let code_end = line_start + code.len();
+        if code_end == end {
+            break;
+        }
+        end = code_end;
     }
-    match pair.clone().into_inner().last() {
-        Some(last) => token_end(&last),
-        None => pair.as_span().end(),
-    }
+    span.start() + end
 }
 
 /// Nanoseconds since the epoch for `YYYY-MM-DD` or an RFC 3339 time (UTC if no offset).
