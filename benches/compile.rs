@@ -8,7 +8,7 @@
 use std::hint::black_box;
 use std::path::Path;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use segql::catalog::CatalogSchema;
 use segql::plan::{Planner, Tables};
 use segql::{check, syntax};
@@ -109,4 +109,18 @@ fn bench(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+/// Like `criterion_main!`, on a thread with the stack the CLI gives the compiler, so the
+/// figures are those of `segql` itself.
+fn main() {
+    let stack = segql::diagnostic::DEEP_STACK_BYTES * 2;
+    std::thread::Builder::new()
+        .stack_size(stack)
+        .spawn(|| {
+            benches();
+            Criterion::default().configure_from_args().final_summary();
+        })
+        .expect("spawn the benchmark thread")
+        .join()
+        .expect("benchmarks finished");
+}

@@ -248,11 +248,13 @@ pub fn list_names<'a>(names: impl IntoIterator<Item = &'a str>, max: usize) -> S
     }
 }
 
-/// Runs a recursive compiler stage with at least 16 MiB of stack, switching to a stack of
-/// its own when the calling thread has less left: enough for the deepest input the parser
-/// accepts (see `syntax::MAX_NESTING`), on any thread. Nested calls reuse that stack.
+/// Stack the deepest input the parser accepts (see `syntax::MAX_NESTING`) needs in any
+/// stage, with room to spare; `tests/robustness.rs` runs such inputs on a thread this small.
+pub const DEEP_STACK_BYTES: usize = 16 << 20;
+
+/// Runs a recursive compiler stage with at least [`DEEP_STACK_BYTES`] of stack, switching
+/// to a stack of its own only when the calling thread has less left (worker threads).
 pub fn with_deep_stack<T>(stage: impl FnOnce() -> T) -> T {
-    const NEEDED: usize = 16 << 20;
     const NEW_STACK: usize = 64 << 20;
-    stacker::maybe_grow(NEEDED, NEW_STACK, stage)
+    stacker::maybe_grow(DEEP_STACK_BYTES, NEW_STACK, stage)
 }

@@ -8,15 +8,29 @@ mod cli;
 
 fn main() -> ExitCode {
     let arguments = cli::Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the runtime: {error}");
-            return ExitCode::from(1);
+    // The compiler's stages recurse with the input's nesting; a thread with a stack of that
+    // size lets them run without switching stacks (see `diagnostic::with_deep_stack`).
+    let stack = segql::diagnostic::DEEP_STACK_BYTES * 2;
+    let command = std::thread::Builder::new()
+        .stack_size(stack)
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    eprintln!("error: cannot start the runtime: {error}");
+                    return ExitCode::from(1);
+                }
+            };
+            runtime.block_on(cli::run(arguments))
+        });
+    match command.map(|thread| thread.join()) {
+        Ok(Ok(code)) => code,
+        _ => {
+            eprintln!("error: segql stopped unexpectedly");
+            ExitCode::from(1)
         }
-    };
-    runtime.block_on(cli::run(arguments))
+    }
 }

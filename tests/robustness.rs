@@ -174,7 +174,7 @@ async fn deep_and_long_inputs_are_diagnosed_not_crashed() {
         .expect_err("too deep");
     assert_eq!(report.diagnostics.0[0].code, "E0003");
     // Just inside the limits, everything works, even on a test thread's small stack.
-    let nested = format!("{}age > 3{}", "(".repeat(150), ")".repeat(150));
+    let nested = format!("{}age > 3{}", "(".repeat(60), ")".repeat(60));
     let chain = vec!["age > 3"; 45].join(" and ");
     let condition = session
         .check_condition("<near the limit>", &format!("{nested} and {chain}"))
@@ -188,4 +188,47 @@ async fn deep_and_long_inputs_are_diagnosed_not_crashed() {
         .map(|_| ())
         .expect_err("too deep");
     assert_eq!(report.diagnostics.0[0].code, "E0003");
+}
+
+/// The deepest inputs the parser accepts fit in `DEEP_STACK_BYTES`: on a thread with just
+/// that much (plus what the test itself uses), every stage runs without growing the stack.
+#[test]
+fn the_deepest_accepted_inputs_fit_the_stack_budget() {
+    let limit = segql::syntax::MAX_NESTING;
+    let brackets = segql::syntax::MAX_BRACKET_NESTING;
+    let nested = format!("{}age > 3{}", "(".repeat(brackets), ")".repeat(brackets));
+    let chain = vec!["age > 3"; limit - 2].join(" and ");
+    let nots = format!("{}age > 3", "not ".repeat(limit - 2));
+    let calls = format!(
+        "{}1{} > 0",
+        "abs(".repeat(brackets - 1),
+        ")".repeat(brackets - 1)
+    );
+    let mixed = format!(
+        "{}age > 3{} and {}",
+        "(".repeat(brackets),
+        ")".repeat(brackets),
+        vec!["age > 3"; limit / 2].join(" and ")
+    );
+    let budget = segql::diagnostic::DEEP_STACK_BYTES + (512 << 10);
+    let worker = std::thread::Builder::new()
+        .stack_size(budget)
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async {
+                let mut session = session().await;
+                for condition in [nested, chain, nots, calls, mixed] {
+                    let typed = session
+                        .check_condition("<deep>", &condition)
+                        .unwrap_or_else(|r| panic!("{r}"));
+                    session
+                        .plan_condition(&typed, &[])
+                        .unwrap_or_else(|r| panic!("{r}"));
+                }
+            });
+        })
+        .expect("spawn");
+    worker.join().expect("no stack overflow");
 }

@@ -4,7 +4,7 @@ pub mod ast;
 mod errors;
 mod parser;
 
-pub use parser::{MAX_NESTING, parse_expression, parse_file, parse_timestamp};
+pub use parser::{MAX_BRACKET_NESTING, MAX_NESTING, parse_expression, parse_file, parse_timestamp};
 
 /// Words that cannot be names.
 pub const KEYWORDS: [&str; 21] = [

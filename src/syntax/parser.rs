@@ -11,8 +11,11 @@ use crate::diagnostic::{Diagnostic, Diagnostics, FileId, Span};
 #[grammar = "grammar/segql.pest"]
 struct SegqlParser;
 
-/// Deeper expressions are rejected with E0003 so no later stage can overflow the stack.
+/// Deeper expressions are rejected with E0003 so no later stage can overflow the stack:
+/// at most this many levels of operators (a chain `a and b and ...` is as deep as it is long)…
 pub const MAX_NESTING: usize = 200;
+/// …and at most this many levels of brackets, which cost the parser far more stack each.
+pub const MAX_BRACKET_NESTING: usize = 64;
 
 /// Parses a whole `.seg` file. On syntax errors, every declaration is still parsed on its
 /// own so that all errors of the file are reported at once; declarations that parse are kept.
@@ -127,7 +130,7 @@ fn declaration_starts(text: &str) -> Vec<usize> {
     starts
 }
 
-/// Rejects bracket nesting deeper than [`MAX_NESTING`] before pest recurses into it.
+/// Rejects bracket nesting deeper than [`MAX_BRACKET_NESTING`] before pest recurses into it.
 fn check_nesting(text: &str, file: FileId, offset: usize) -> Option<Diagnostic> {
     let mut depth = 0usize;
     let mut in_string = false;
@@ -152,8 +155,11 @@ fn check_nesting(text: &str, file: FileId, offset: usize) -> Option<Diagnostic> 
             '"' => in_string = true,
             '(' | '[' | '{' => {
                 depth += 1;
-                if depth > MAX_NESTING {
-                    return Some(too_deep(Span::new(file, offset + i, offset + i + 1)));
+                if depth > MAX_BRACKET_NESTING {
+                    return Some(too_deep(
+                        Span::new(file, offset + i, offset + i + 1),
+                        format!("brackets nest more than {MAX_BRACKET_NESTING} levels here"),
+                    ));
                 }
             }
             ')' | ']' | '}' => depth = depth.saturating_sub(1),
@@ -163,9 +169,9 @@ fn check_nesting(text: &str, file: FileId, offset: usize) -> Option<Diagnostic> 
     None
 }
 
-fn too_deep(span: Span) -> Diagnostic {
+fn too_deep(span: Span, label: String) -> Diagnostic {
     Diagnostic::error("E0003", "expression nested too deeply")
-        .with_label(span, format!("nesting passes {MAX_NESTING} levels here"))
+        .with_label(span, label)
         .with_help("split the expression into metrics or segments and refer to them by name")
 }
 
@@ -303,7 +309,10 @@ impl Builder {
     /// Reports E0003 once per input and stands in for the rejected expression.
     fn too_deep_expr(&mut self, span: Span) -> Expr {
         if !self.diagnostics.iter().any(|d| d.code == "E0003") {
-            self.diagnostics.push(too_deep(span));
+            self.diagnostics.push(too_deep(
+                span,
+                format!("nesting passes {MAX_NESTING} levels here"),
+            ));
         }
         self.null_expr(span)
     }
