@@ -53,6 +53,7 @@ pub mod syntax;
 
 use std::path::Path;
 
+use datafusion::arrow::array::Array;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
@@ -485,6 +486,49 @@ impl Session {
         exec::collect(&self.ctx, plan)
             .await
             .map_err(|d| Report::new(d.into(), &self.sources))
+    }
+
+    /// Checks that every profile has a key and no key appears twice: otherwise members would
+    /// be doubled or keyless. One grouped pass over the profile key column.
+    pub async fn check_profile_keys(&self) -> Result<(), Report> {
+        let plan = self
+            .planner()
+            .bad_profile_keys()
+            .map_err(|e| Report::new(internal_error(&e.to_string()).into(), &self.sources))?;
+        let batches = self.execute(plan).await?;
+        let mut problems = Vec::new();
+        for batch in &batches {
+            let keys = batch.column(0);
+            let copies = batch.column(1);
+            let formatter = |array: &datafusion::arrow::array::ArrayRef, row: usize| {
+                datafusion::arrow::util::display::ArrayFormatter::try_new(
+                    array.as_ref(),
+                    &Default::default(),
+                )
+                .map(|f| f.value(row).to_string())
+                .unwrap_or_default()
+            };
+            for row in 0..batch.num_rows() {
+                problems.push(if keys.is_null(row) {
+                    format!("{} rows without a key", formatter(copies, row))
+                } else {
+                    format!(
+                        "key {} appears {} times",
+                        formatter(keys, row),
+                        formatter(copies, row)
+                    )
+                });
+            }
+        }
+        if problems.is_empty() {
+            return Ok(());
+        }
+        let key = &self.schema.profiles.key;
+        let table = &self.schema.profiles.name;
+        let diagnostic = Diagnostic::error("E0406", format!("the profile table `{table}` has bad keys: {}", problems.join(", ")))
+            .with_note(format!("every profile needs exactly one row with a non-null `{key}`, or members would be doubled or unnamed"))
+            .with_help("remove the duplicate rows from the profile data, or choose a unique `key` in segql.toml");
+        Err(Report::new(diagnostic.into(), &self.sources))
     }
 
     /// Each named segment's size (all segments if `names` is empty), in one pass.

@@ -350,6 +350,28 @@ async fn e0403_bad_data_row() {
     );
 }
 
+#[tokio::test]
+async fn e0406_duplicate_and_null_profile_keys() {
+    let catalog = "[profiles]\nkey = \"customer_id\"\nsource = \"tests/fixtures/bad_keys.csv\"\n";
+    let session = session_for(catalog, true)
+        .await
+        .expect("the schema is fine");
+    let rendered = session
+        .check_profile_keys()
+        .await
+        .map(|_| String::new())
+        .unwrap_or_else(|r| r.render(false));
+    assert_code("E0406", &rendered);
+    insta::assert_snapshot!("E0406", rendered);
+    // The demo data is clean.
+    let demo = segql::Session::open(Path::new("examples/shop/segql.toml"))
+        .await
+        .expect("demo");
+    demo.check_profile_keys()
+        .await
+        .expect("unique, non-null keys");
+}
+
 #[test]
 fn every_documented_code_is_tested() {
     let docs = std::fs::read_to_string("docs/diagnostics.md").expect("docs/diagnostics.md");

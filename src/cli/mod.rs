@@ -325,6 +325,12 @@ async fn session_for(
     let mut session = open_session(&[file.to_path_buf()], common, require_data)
         .await
         .map_err(|report| printer.report(&report))?;
+    if require_data {
+        session
+            .check_profile_keys()
+            .await
+            .map_err(|report| printer.report(&report))?;
+    }
     printer.print(session.warnings(), session.sources());
     if let Some(as_of) = as_of {
         session.set_as_of(as_of);
@@ -559,6 +565,9 @@ async fn repl(files: &[PathBuf], common: &Common) -> ExitCode {
         Ok(session) => session,
         Err(report) => return printer.report(&report),
     };
+    if let Err(report) = session.check_profile_keys().await {
+        return printer.report(&report);
+    }
     segql::repl::run(session).await
 }
 

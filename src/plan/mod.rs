@@ -293,6 +293,30 @@ impl<'a> Planner<'a> {
             .build()
     }
 
+    /// Profile keys that are null or appear more than once: `key`, `copies` (at most 5 rows).
+    pub fn bad_profile_keys(&self) -> Result<LogicalPlan> {
+        let profiles = &self.catalog.profiles;
+        let key = col(Column::new(
+            Some(profiles.name.as_str()),
+            profiles.key.as_str(),
+        ));
+        let copies = count(lit(1)).alias("copies");
+        LogicalPlanBuilder::scan(
+            profiles.name.as_str(),
+            self.tables.get(&profiles.name)?,
+            None,
+        )?
+        .aggregate(vec![key.clone().alias("key")], vec![copies])?
+        .filter(col("copies").gt(lit(1i64)).or(col("key").is_null()))?
+        .project(vec![
+            cast(col("key"), DataType::Utf8).alias("key"),
+            col("copies"),
+        ])?
+        .sort(vec![col("key").sort(true, true)])?
+        .limit(0, Some(5))?
+        .build()
+    }
+
     fn key_column(&self) -> Expr {
         Expr::Column(Column::new(
             Some(PROFILES_ALIAS),
