@@ -134,11 +134,7 @@ impl<'a> Planner<'a> {
         let mut exprs: Vec<&TypedExpr> = vec![condition];
         exprs.extend(with.iter().map(|w| &w.expr));
         let builder = self.profiles_with_measures(&exprs)?;
-        let key = self.key_column();
-        let mut projection = vec![key.clone().alias(self.catalog.profiles.key.as_str())];
-        for column in with {
-            projection.push(self.lower(&column.expr)?.alias(column.name.as_str()));
-        }
+        let projection = self.key_and(with)?;
         builder
             .filter(self.lower(condition)?)?
             .project(projection)?
@@ -159,10 +155,7 @@ impl<'a> Planner<'a> {
         exprs.extend(with.iter().map(|w| &w.expr));
         let key_name = self.catalog.profiles.key.as_str();
         let base = self.profiles_with_measures(&exprs)?;
-        let mut projection = vec![self.key_column().alias(key_name)];
-        for column in with {
-            projection.push(self.lower(&column.expr)?.alias(column.name.as_str()));
-        }
+        let mut projection = self.key_and(with)?;
         for (i, segment) in segments.iter().enumerate() {
             projection.push(self.lower(&segment.condition)?.alias(format!("__in{i}")));
         }
@@ -218,10 +211,7 @@ impl<'a> Planner<'a> {
     pub fn values(&self, columns: &[OutputColumn]) -> Result<LogicalPlan> {
         let exprs: Vec<&TypedExpr> = columns.iter().map(|c| &c.expr).collect();
         let key_name = self.catalog.profiles.key.as_str();
-        let mut projection = vec![self.key_column().alias(key_name)];
-        for column in columns {
-            projection.push(self.lower(&column.expr)?.alias(column.name.as_str()));
-        }
+        let projection = self.key_and(columns)?;
         self.profiles_with_measures(&exprs)?
             .project(projection)?
             .sort(vec![col(Column::from_name(key_name)).sort(true, false)])?
@@ -231,11 +221,7 @@ impl<'a> Planner<'a> {
     /// One profile's values of `columns` (which may be sub-expressions of a segment).
     pub fn values_for_key(&self, columns: &[OutputColumn], key: Expr) -> Result<LogicalPlan> {
         let exprs: Vec<&TypedExpr> = columns.iter().map(|c| &c.expr).collect();
-        let key_name = self.catalog.profiles.key.as_str();
-        let mut projection = vec![self.key_column().alias(key_name)];
-        for column in columns {
-            projection.push(self.lower(&column.expr)?.alias(column.name.as_str()));
-        }
+        let projection = self.key_and(columns)?;
         self.profiles_with_measures(&exprs)?
             .filter(self.key_column().eq(key))?
             .project(projection)?
@@ -315,6 +301,15 @@ impl<'a> Planner<'a> {
         .sort(vec![col("key").sort(true, true)])?
         .limit(0, Some(5))?
         .build()
+    }
+
+    /// The projection `key, column AS name, ...` shared by every output.
+    fn key_and(&self, columns: &[OutputColumn]) -> Result<Vec<Expr>> {
+        let mut projection = vec![self.key_column().alias(self.catalog.profiles.key.as_str())];
+        for column in columns {
+            projection.push(self.lower(&column.expr)?.alias(column.name.as_str()));
+        }
+        Ok(projection)
     }
 
     fn key_column(&self) -> Expr {
