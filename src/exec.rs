@@ -70,6 +70,17 @@ pub fn counts_from_batches(batches: &[RecordBatch]) -> Result<Vec<(String, u64)>
     Ok(counts)
 }
 
+/// One cell as text (empty for null), formatted as Arrow displays it.
+pub fn format_cell(batch: &RecordBatch, column: usize, row: usize) -> String {
+    let array = batch.column(column);
+    if array.is_null(row) {
+        return String::new();
+    }
+    ArrayFormatter::try_new(array.as_ref(), &FormatOptions::default())
+        .map(|f| f.value(row).to_string())
+        .unwrap_or_default()
+}
+
 /// Columns that CSV cannot hold (lists) turned into their text form.
 fn csv_compatible(batch: &RecordBatch) -> Result<RecordBatch, Diagnostic> {
     let options = FormatOptions::default().with_null("");

@@ -4,14 +4,13 @@
 
 use std::fmt::Write;
 
-use datafusion::arrow::array::Array;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::logical_expr::{Expr, lit};
 
 use crate::check::display;
 use crate::check::ir::*;
 use crate::diagnostic::{Diagnostic, SourceMap};
+use crate::exec::format_cell;
 use crate::plan::{OutputColumn, Planner};
 use crate::{Report, Session, internal_error};
 
@@ -62,7 +61,9 @@ pub async fn why(session: &Session, segment: &str, key: &str) -> Result<String, 
             ),
         ));
     };
-    let values: Vec<String> = (0..nodes.len()).map(|i| cell(batch, i + 1)).collect();
+    let values: Vec<String> = (0..nodes.len())
+        .map(|i| format_cell(batch, i + 1, 0))
+        .collect();
 
     let member = values.first().map(String::as_str) == Some("true");
     let mut out = String::new();
@@ -71,7 +72,7 @@ pub async fn why(session: &Session, segment: &str, key: &str) -> Result<String, 
         "{} {key} is {}a member of `{segment}` at {}",
         session.schema().profiles.key,
         if member { "" } else { "NOT " },
-        format_time(session.as_of())
+        display::timestamp(session.as_of())
     );
     if let Some(description) = &checked.description {
         let _ = writeln!(out, "  \"{description}\"");
@@ -205,25 +206,4 @@ fn source_text(expr: &TypedExpr, sources: &SourceMap) -> String {
         return format!("{short}...");
     }
     collapsed
-}
-
-fn cell(batch: &RecordBatch, column: usize) -> String {
-    format_cell(batch, column, 0)
-}
-
-fn format_cell(batch: &RecordBatch, column: usize, row: usize) -> String {
-    let array = batch.column(column);
-    if array.is_null(row) {
-        return String::new();
-    }
-    let options = FormatOptions::default();
-    ArrayFormatter::try_new(array.as_ref(), &options)
-        .map(|f| f.value(row).to_string())
-        .unwrap_or_default()
-}
-
-fn format_time(ns: i64) -> String {
-    chrono::DateTime::from_timestamp_nanos(ns)
-        .format("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
 }

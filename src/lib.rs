@@ -101,9 +101,9 @@ pub struct Session {
     schema: CatalogSchema,
     tables: Tables,
     sources: SourceMap,
-    /// Added files: name, text and syntax tree.
-    files: Vec<(String, String, ast::File)>,
-    parsed: Vec<ast::File>,
+    /// Added files' names and texts, and, at the same index, their syntax trees.
+    added: Vec<(String, String)>,
+    files: Vec<ast::File>,
     program: Program,
     warnings: Diagnostics,
     as_of: i64,
@@ -158,8 +158,8 @@ impl Session {
             schema,
             tables,
             sources,
+            added: Vec::new(),
             files: Vec::new(),
-            parsed: Vec::new(),
             program: Program::default(),
             warnings: Diagnostics::default(),
             as_of,
@@ -201,7 +201,7 @@ impl Session {
     }
 
     pub fn files(&self) -> &[ast::File] {
-        &self.parsed
+        &self.files
     }
 
     /// Warnings of the last successful compilation.
@@ -229,10 +229,9 @@ impl Session {
             let file = self.sources.add(name.as_str(), text.as_str());
             let (parsed, parse_diagnostics) = syntax::parse_file(text, file);
             diagnostics.extend(parse_diagnostics);
-            files.push((name.clone(), text.clone(), parsed));
+            files.push(parsed);
         }
-        let parsed: Vec<ast::File> = files.iter().map(|(_, _, f)| f.clone()).collect();
-        let (program, check_diagnostics) = check::check(&parsed, &self.schema);
+        let (program, check_diagnostics) = check::check(&files, &self.schema);
         diagnostics.extend(check_diagnostics);
         // In reading order, whichever stage found them.
         diagnostics
@@ -241,8 +240,8 @@ impl Session {
         if diagnostics.has_errors() {
             return Err(Report::new(diagnostics, &self.sources));
         }
+        self.added.extend(texts.iter().cloned());
         self.files = files;
-        self.parsed = parsed;
         self.program = program;
         self.warnings = diagnostics;
         Ok(&self.warnings)
@@ -250,16 +249,17 @@ impl Session {
 
     /// The files added so far, by name.
     pub fn files_with_paths(&self) -> impl Iterator<Item = (&str, &ast::File)> {
-        self.files
+        self.added
             .iter()
-            .map(|(name, _, file)| (name.as_str(), file))
+            .zip(&self.files)
+            .map(|((name, _), file)| (name.as_str(), file))
     }
 
     /// The added files' names and texts, in the order added.
     pub fn source_texts(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.files
+        self.added
             .iter()
-            .map(|(name, text, _)| (name.as_str(), text.as_str()))
+            .map(|(name, text)| (name.as_str(), text.as_str()))
     }
 
     /// Checks an ad-hoc condition using the session's definitions.
@@ -283,7 +283,7 @@ impl Session {
             syntax::parse_expression(text, file).map_err(|d| Report::new(d, &self.sources))?;
         check::check_expression(
             &parsed,
-            &self.parsed,
+            &self.files,
             &self.schema,
             &mut self.program,
             require_bool,
@@ -293,8 +293,8 @@ impl Session {
 
     /// Forgets every added file and definition (the catalog stays).
     pub fn clear_sources(&mut self) {
+        self.added.clear();
         self.files.clear();
-        self.parsed.clear();
         self.program = Program::default();
         self.warnings = Diagnostics::default();
     }
@@ -498,24 +498,14 @@ impl Session {
         let batches = self.execute(plan).await?;
         let mut problems = Vec::new();
         for batch in &batches {
-            let keys = batch.column(0);
-            let copies = batch.column(1);
-            let formatter = |array: &datafusion::arrow::array::ArrayRef, row: usize| {
-                datafusion::arrow::util::display::ArrayFormatter::try_new(
-                    array.as_ref(),
-                    &Default::default(),
-                )
-                .map(|f| f.value(row).to_string())
-                .unwrap_or_default()
-            };
             for row in 0..batch.num_rows() {
-                problems.push(if keys.is_null(row) {
-                    format!("{} rows without a key", formatter(copies, row))
+                let copies = exec::format_cell(batch, 1, row);
+                problems.push(if batch.column(0).is_null(row) {
+                    format!("{copies} rows without a key")
                 } else {
                     format!(
-                        "key {} appears {} times",
-                        formatter(keys, row),
-                        formatter(copies, row)
+                        "key {} appears {copies} times",
+                        exec::format_cell(batch, 0, row)
                     )
                 });
             }

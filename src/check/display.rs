@@ -59,7 +59,8 @@ fn collect_measures(e: &TypedExpr, out: &mut BTreeSet<usize>) {
     });
 }
 
-fn timestamp(ns: i64) -> String {
+/// A time as `YYYY-MM-DDTHH:MM:SSZ` (UTC), as every output of SegQL shows it.
+pub fn timestamp(ns: i64) -> String {
     chrono::DateTime::from_timestamp_nanos(ns)
         .format("%Y-%m-%dT%H:%M:%SZ")
         .to_string()

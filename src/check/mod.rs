@@ -799,10 +799,9 @@ impl<'a> Checker<'a> {
                 );
                 Self::error_expr(span)
             }
-            (Some(Declaration::Metric(metric)), _, _) => {
-                self.inline(&ident.name, span, &metric.expr, ctx, true)
+            (Some(declaration @ (Declaration::Metric(_) | Declaration::Stage(_))), _, _) => {
+                self.inline(declaration, span, ctx)
             }
-            (Some(Declaration::Stage(_)), _, _) => self.inline_stage(&ident.name, span),
             (None, Some(column), _) => match &column.ty {
                 Some(ty) => TypedExpr {
                     kind: IrExpr::ProfileColumn(column.name.clone()),
@@ -887,17 +886,14 @@ impl<'a> Checker<'a> {
     }
 
     /// Checks a referenced definition at the use site, reporting nothing (its own check reports).
-    fn inline(
-        &mut self,
-        name: &str,
-        span: Span,
-        body: &ast::Expr,
-        ctx: &Ctx<'a>,
-        open: bool,
-    ) -> TypedExpr {
+    /// Checks a referenced definition at the use site, reporting nothing (its own check
+    /// reports). Metrics are open to the use's window; segments and stages are closed.
+    fn inline(&mut self, declaration: &'a Declaration, span: Span, ctx: &Ctx<'a>) -> TypedExpr {
+        let name = &declaration.name().name;
         if self.in_cycle.contains(name) {
             return Self::error_expr(span);
         }
+        let open = matches!(declaration, Declaration::Metric(_));
         let window = if open {
             ctx.window.map(|i| self.windows[i].window)
         } else {
@@ -917,32 +913,16 @@ impl<'a> Checker<'a> {
         let uses_before = ctx.window.map(|i| self.windows[i].uses);
         self.quiet += 1;
         let suppressed_before = self.suppressed;
-        let expr = self.expr(body, &inner_ctx);
+        let expr = match declaration {
+            Declaration::Metric(metric) => self.expr(&metric.expr, &inner_ctx),
+            Declaration::Segment(segment) => self.expr(&segment.expr, &inner_ctx),
+            Declaration::Stage(stage) => self.stage(stage),
+        };
         let failed = self.suppressed > suppressed_before || expr.ty == Type::Error;
         self.quiet -= 1;
         let binds_window = ctx.window.map(|i| self.windows[i].uses) != uses_before;
         self.inline_cache
             .insert(key, (expr.clone(), binds_window, failed));
-        if failed { Self::error_expr(span) } else { expr }
-    }
-
-    fn inline_stage(&mut self, name: &str, span: Span) -> TypedExpr {
-        if self.in_cycle.contains(name) {
-            return Self::error_expr(span);
-        }
-        let key = (name.to_string(), None);
-        if let Some((expr, _, failed)) = self.inline_cache.get(&key).cloned() {
-            return if failed { Self::error_expr(span) } else { expr };
-        }
-        let Some(Declaration::Stage(stage)) = self.declarations.get(name).copied() else {
-            return Self::error_expr(span);
-        };
-        self.quiet += 1;
-        let suppressed_before = self.suppressed;
-        let expr = self.stage(stage);
-        let failed = self.suppressed > suppressed_before || expr.ty == Type::Error;
-        self.quiet -= 1;
-        self.inline_cache.insert(key, (expr.clone(), false, failed));
         if failed { Self::error_expr(span) } else { expr }
     }
 
@@ -957,10 +937,10 @@ impl<'a> Checker<'a> {
             return Self::error_expr(span);
         }
         match self.declarations.get(ident.name.as_str()).copied() {
-            Some(Declaration::Segment(segment)) => {
+            Some(declaration @ Declaration::Segment(_)) => {
                 // Membership is two-valued: a profile whose condition is null is not a member,
                 // so `not in x` holds for it.
-                let condition = self.inline(&ident.name, span, &segment.expr, ctx, false);
+                let condition = self.inline(declaration, span, ctx);
                 let ty = if condition.ty == Type::Error {
                     Type::Error
                 } else {

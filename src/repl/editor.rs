@@ -172,11 +172,7 @@ pub async fn interactive(mut repl: Repl) -> ExitCode {
                     let _ = editor.append_history(path);
                 }
                 let output = repl.eval_line(&line).await;
-                if output.failed {
-                    eprint!("{}", output.text);
-                } else {
-                    print!("{}", output.text);
-                }
+                output.print();
                 if output.quit {
                     break;
                 }

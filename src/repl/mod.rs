@@ -43,6 +43,15 @@ impl Output {
         }
     }
 
+    /// Prints the text: to standard error if the input failed, else to standard output.
+    pub fn print(&self) {
+        if self.failed {
+            eprint!("{}", self.text);
+        } else {
+            print!("{}", self.text);
+        }
+    }
+
     fn failed(text: impl Into<String>) -> Output {
         Output {
             text: text.into(),
@@ -533,12 +542,15 @@ impl Repl {
 
     fn as_of(&mut self, argument: &str) -> Output {
         if argument.is_empty() {
-            return Output::ok(format!("as of {}\n", format_time(self.session.as_of())));
+            return Output::ok(format!(
+                "as of {}\n",
+                display::timestamp(self.session.as_of())
+            ));
         }
         match crate::syntax::parse_timestamp(argument.trim_matches('"')) {
             Some(time) => {
                 self.session.set_as_of(time);
-                Output::ok(format!("as of {}\n", format_time(time)))
+                Output::ok(format!("as of {}\n", display::timestamp(time)))
             }
             None => Output::failed(format!(
                 "`{argument}` is not a time; write `1998-07-01` or `1998-07-01T12:00:00Z`\n"
@@ -619,12 +631,6 @@ impl Repl {
             Err(error) => Output::failed(format!("cannot write `{path}`: {error}\n")),
         }
     }
-}
-
-fn format_time(ns: i64) -> String {
-    chrono::DateTime::from_timestamp_nanos(ns)
-        .format("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
 }
 
 fn total_profiles(batches: &[RecordBatch]) -> u64 {
@@ -769,24 +775,16 @@ async fn script(mut repl: Repl) -> ExitCode {
         }
         let output = repl.eval_line(&buffer).await;
         buffer.clear();
-        if output.failed {
-            failed = true;
-            eprint!("{}", output.text);
-        } else {
-            print!("{}", output.text);
-        }
+        output.print();
+        failed |= output.failed;
         if output.quit {
             break;
         }
     }
     if !buffer.trim().is_empty() {
         let output = repl.eval_line(&buffer).await;
+        output.print();
         failed |= output.failed;
-        if output.failed {
-            eprint!("{}", output.text);
-        } else {
-            print!("{}", output.text);
-        }
     }
     if failed {
         ExitCode::from(1)
