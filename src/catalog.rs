@@ -573,6 +573,12 @@ async fn register_source(
         )
     })?;
     let is_dir = path.is_dir();
+    // Listing options filter files by extension: give the source's own, so it matches.
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(|e| format!(".{e}"))
+        .unwrap_or_default();
     let result = match format {
         SourceFormat::Parquet => {
             let mut options = ParquetReadOptions::default();
@@ -589,20 +595,10 @@ async fn register_source(
             ctx.register_csv(&table.name, &location, options).await
         }
         SourceFormat::Json => {
-            let extension = path
-                .extension()
-                .and_then(|e| e.to_str())
-                .map(|e| format!(".{e}"))
-                .unwrap_or_default();
             let options = JsonReadOptions::default().file_extension(&extension);
             ctx.register_json(&table.name, &location, options).await
         }
         SourceFormat::Arrow => {
-            let extension = path
-                .extension()
-                .and_then(|e| e.to_str())
-                .map(|e| format!(".{e}"))
-                .unwrap_or_default();
             let options = datafusion::datasource::file_format::options::ArrowReadOptions {
                 file_extension: &extension,
                 ..Default::default()
