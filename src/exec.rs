@@ -35,6 +35,36 @@ pub async fn collect(
     frame.collect().await.map_err(|e| runtime_error(&e))
 }
 
+/// Executes a plan and returns its physical plan annotated with what every operator did:
+/// rows, time, bytes scanned, and the Parquet row groups and pages pruned (DataFusion's
+/// `EXPLAIN ANALYZE`).
+pub async fn explain_analyze(
+    ctx: &SessionContext,
+    plan: LogicalPlan,
+) -> Result<String, Diagnostic> {
+    let batches = ctx
+        .execute_logical_plan(plan)
+        .await
+        .and_then(|frame| frame.explain(false, true))
+        .map_err(|e| runtime_error(&e))?
+        .collect()
+        .await
+        .map_err(|e| runtime_error(&e))?;
+    let mut text = String::new();
+    for batch in &batches {
+        // Columns: plan_type, plan.
+        let plans = ArrayFormatter::try_new(batch.column(1).as_ref(), &FormatOptions::default())
+            .map_err(|e| crate::internal_error(&e.to_string()))?;
+        for row in 0..batch.num_rows() {
+            text.push_str(&plans.value(row).to_string());
+            if !text.ends_with('\n') {
+                text.push('\n');
+            }
+        }
+    }
+    Ok(text)
+}
+
 /// A failure while reading data or executing, as a diagnostic.
 pub fn runtime_error(error: &DataFusionError) -> Diagnostic {
     let message = error.to_string();

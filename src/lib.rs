@@ -488,6 +488,14 @@ impl Session {
             .map_err(|d| Report::new(d.into(), &self.sources))
     }
 
+    /// Executes a plan and returns its physical plan with the metrics of the run
+    /// (`EXPLAIN ANALYZE`): rows, times, and Parquet pruning.
+    pub async fn explain_analyze(&self, plan: LogicalPlan) -> Result<String, Report> {
+        exec::explain_analyze(&self.ctx, plan)
+            .await
+            .map_err(|d| Report::new(d.into(), &self.sources))
+    }
+
     /// Checks that every profile has a key and no key appears twice: otherwise members would
     /// be doubled or keyless. One grouped pass over the profile key column.
     pub async fn check_profile_keys(&self) -> Result<(), Report> {

@@ -311,6 +311,53 @@ fn compile_prints_each_stage() {
 }
 
 #[test]
+fn explain_analyze_shows_the_metrics_and_the_pruning() {
+    // A fixed 1997 range: the Parquet scan of `purchased` is bounded on both sides.
+    let run = segql(&[
+        "run",
+        SEGMENTS,
+        "--segment",
+        "xmas_gift_buyers_1997",
+        "--explain-analyze",
+    ]);
+    assert_eq!(code(&run), 0, "{}", stderr(&run));
+    let text = stdout(&run);
+    for expected in [
+        "metrics=[output_rows=",
+        "row_groups_pruned_statistics=",
+        "pruning_predicate=",
+        "projection=[customer_id, ts, category]",
+    ] {
+        assert!(text.contains(expected), "{expected}:\n{text}");
+    }
+    assert!(
+        !text.contains("customer_id\n"),
+        "no members are printed:\n{text}"
+    );
+
+    let count = segql(&["count", SEGMENTS, "--explain-analyze"]);
+    assert_eq!(code(&count), 0, "{}", stderr(&count));
+    assert!(
+        stdout(&count).contains("AggregateExec") && stdout(&count).contains("output_rows=1,"),
+        "{}",
+        stdout(&count)
+    );
+}
+
+#[test]
+fn no_progress_output_in_pipes() {
+    let output = segql(&["count", SEGMENTS]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let errors = stderr(&output);
+    assert_eq!(
+        errors.lines().collect::<Vec<_>>(),
+        vec![errors.lines().next().unwrap_or_default()],
+        "one summary line, no spinner:\n{errors}"
+    );
+    assert!(errors.starts_with("20 segments counted in "), "{errors}");
+}
+
+#[test]
 fn count_lists_every_segment_of_the_file() {
     let output = segql(&["count", SEGMENTS]);
     assert_eq!(code(&output), 0, "{}", stderr(&output));

@@ -6,10 +6,15 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use datafusion::logical_expr::LogicalPlan;
 use segql::catalog::Catalog;
 use segql::diagnostic::{Diagnostic, Diagnostics, SourceMap};
 use segql::exec::OutputFormat;
 use segql::{Report, Session, render};
+
+mod progress;
+
+use progress::Progress;
 
 /// The demo's segments, written next to generated data.
 const DEMO_SEGMENTS: &str = include_str!("../../examples/shop/segments.seg");
@@ -88,6 +93,10 @@ enum Command {
         /// Write to this file instead of standard output (required for parquet)
         #[arg(long, value_name = "PATH")]
         out: Option<PathBuf>,
+        /// Print the physical plan with what each operator did (rows, time, Parquet row
+        /// groups pruned) instead of the members
+        #[arg(long)]
+        explain_analyze: bool,
         #[command(flatten)]
         common: Common,
     },
@@ -100,6 +109,10 @@ enum Command {
         /// Evaluation time (default: the catalog's `as_of`, else now)
         #[arg(long, value_name = "TIME", value_parser = parse_time)]
         as_of: Option<i64>,
+        /// Print the physical plan with what each operator did (rows, time, Parquet row
+        /// groups pruned) instead of the counts
+        #[arg(long)]
+        explain_analyze: bool,
         #[command(flatten)]
         common: Common,
     },
@@ -217,25 +230,24 @@ pub async fn run(cli: Cli) -> ExitCode {
             with,
             format,
             out,
+            explain_analyze,
             common,
         } => {
-            run_segments(
-                &file,
-                &segment,
-                as_of,
-                &with,
+            let output = Output {
+                with: &with,
                 format,
-                out.as_deref(),
-                &common,
-            )
-            .await
+                out: out.as_deref(),
+                explain_analyze,
+            };
+            run_segments(&file, &segment, as_of, output, &common).await
         }
         Command::Count {
             file,
             segment,
             as_of,
+            explain_analyze,
             common,
-        } => count(&file, &segment, as_of, &common).await,
+        } => count(&file, &segment, as_of, explain_analyze, &common).await,
         Command::Why {
             file,
             segment,
@@ -451,18 +463,23 @@ fn segment_names(session: &Session, file: &Path, named: &[String]) -> Vec<String
         .collect()
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What `segql run` writes, and where.
+struct Output<'a> {
+    with: &'a [String],
+    format: Format,
+    out: Option<&'a Path>,
+    explain_analyze: bool,
+}
+
 async fn run_segments(
     file: &Path,
     named: &[String],
     as_of: Option<i64>,
-    with: &[String],
-    format: Format,
-    out: Option<&Path>,
+    output: Output<'_>,
     common: &Common,
 ) -> ExitCode {
     let printer = Printer::new(common.diagnostics);
-    if format == Format::Parquet && out.is_none() {
+    if output.format == Format::Parquet && output.out.is_none() && !output.explain_analyze {
         eprintln!("error: `--format parquet` needs `--out PATH`");
         return ExitCode::from(2);
     }
@@ -472,7 +489,8 @@ async fn run_segments(
     };
     let names = segment_names(&session, file, named);
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let with: Vec<&str> = with
+    let with: Vec<&str> = output
+        .with
         .iter()
         .map(String::as_str)
         .filter(|w| !w.is_empty())
@@ -481,18 +499,24 @@ async fn run_segments(
         Ok(plan) => plan,
         Err(report) => return printer.report(&report),
     };
+    if output.explain_analyze {
+        return explain_analyze(&session, plan, &printer).await;
+    }
     let schema = plan.schema().as_arrow().clone();
-    let batches = match session.execute(plan).await {
+    let progress = Progress::start(evaluating(names.len()));
+    let executed = session.execute(plan).await;
+    progress.finish();
+    let batches = match executed {
         Ok(batches) => batches,
         Err(report) => return printer.report(&report),
     };
-    let format = match format {
+    let format = match output.format {
         Format::Csv => OutputFormat::Csv,
         Format::Ndjson => OutputFormat::Ndjson,
         Format::Table => OutputFormat::Table,
         Format::Parquet => OutputFormat::Parquet,
     };
-    let written = match out {
+    let written = match output.out {
         Some(path) => segql::exec::write_file(&batches, &schema, format, path),
         None => segql::exec::write(
             &batches,
@@ -508,7 +532,32 @@ async fn run_segments(
     }
 }
 
-async fn count(file: &Path, named: &[String], as_of: Option<i64>, common: &Common) -> ExitCode {
+/// The progress message while segments are evaluated.
+fn evaluating(segments: usize) -> String {
+    match segments {
+        1 => "evaluating 1 segment".to_string(),
+        n => format!("evaluating {n} segments"),
+    }
+}
+
+/// `--explain-analyze`: runs the plan and prints the physical plan with its metrics.
+async fn explain_analyze(session: &Session, plan: LogicalPlan, printer: &Printer) -> ExitCode {
+    let progress = Progress::start("evaluating, with metrics");
+    let explained = session.explain_analyze(plan).await;
+    progress.finish();
+    match explained {
+        Ok(text) => print_stdout(&text),
+        Err(report) => printer.report(&report),
+    }
+}
+
+async fn count(
+    file: &Path,
+    named: &[String],
+    as_of: Option<i64>,
+    explain: bool,
+    common: &Common,
+) -> ExitCode {
     let printer = Printer::new(common.diagnostics);
     let session = match session_for(file, common, as_of, true, &printer).await {
         Ok(session) => session,
@@ -516,8 +565,17 @@ async fn count(file: &Path, named: &[String], as_of: Option<i64>, common: &Commo
     };
     let names = segment_names(&session, file, named);
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    if explain {
+        return match session.plan_counts(&names) {
+            Ok(plan) => explain_analyze(&session, plan, &printer).await,
+            Err(report) => printer.report(&report),
+        };
+    }
     let started = std::time::Instant::now();
-    let counts = match session.counts(&names).await {
+    let progress = Progress::start(evaluating(names.len()));
+    let counted = session.counts(&names).await;
+    progress.finish();
+    let counts = match counted {
         Ok(counts) => counts,
         Err(report) => return printer.report(&report),
     };
