@@ -504,12 +504,14 @@ impl<'a> Planner<'a> {
                 // The value at the earliest (latest) event; ties on time go to the smallest
                 // (largest) value. DataFusion's first_value gives wrong results with FILTER,
                 // so matching events are sorted first instead, and a value is taken only
-                // from a matching event.
+                // from a matching event. "Matches" is a CASE, not `IS TRUE`: DataFusion 55
+                // derives the nullability of `IS TRUE` differently in the logical and the
+                // physical plan when the time column is nullable, and rejects the plan.
                 let ascending = measure.aggregate == Aggregate::First;
                 let mut order = Vec::new();
                 let value = match &condition {
                     Some(condition) => {
-                        let matches = Expr::IsTrue(Box::new(condition.clone()));
+                        let matches = when(condition.clone(), lit(true)).otherwise(lit(false))?;
                         order.push(matches.clone().sort(false, false));
                         when(matches, value()).end()?
                     }
