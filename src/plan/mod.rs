@@ -6,17 +6,18 @@
 //! ```text
 //! profiles (needed columns, normalized types) AS __p
 //!   LEFT JOIN (one grouped pass per event table: every measure as a FILTER-ed aggregate) AS __m_<event>
-//!   LEFT JOIN ...
+//!   LEFT JOIN ...  (INNER where the condition needs the table's events: see `absence`)
 //! -> filter / project / aggregate, depending on the request
 //! ```
 
+mod absence;
 mod expr;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-use datafusion::common::Column;
+use datafusion::common::{Column, ScalarValue};
 use datafusion::datasource::provider_as_source;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::functions_aggregate::expr_fn::{avg, count, first_value, max, min, sum};
@@ -133,7 +134,7 @@ impl<'a> Planner<'a> {
     pub fn members(&self, condition: &TypedExpr, with: &[OutputColumn]) -> Result<LogicalPlan> {
         let mut exprs: Vec<&TypedExpr> = vec![condition];
         exprs.extend(with.iter().map(|w| &w.expr));
-        let builder = self.profiles_with_measures(&exprs)?;
+        let builder = self.profiles_with_measures(&exprs, Some(condition))?;
         let projection = self.key_and(with)?;
         builder
             .filter(self.lower(condition)?)?
@@ -154,7 +155,7 @@ impl<'a> Planner<'a> {
         let mut exprs: Vec<&TypedExpr> = segments.iter().map(|s| &s.condition).collect();
         exprs.extend(with.iter().map(|w| &w.expr));
         let key_name = self.catalog.profiles.key.as_str();
-        let base = self.profiles_with_measures(&exprs)?;
+        let base = self.profiles_with_measures(&exprs, None)?;
         let mut projection = self.key_and(with)?;
         for (i, segment) in segments.iter().enumerate() {
             projection.push(self.lower(&segment.condition)?.alias(format!("__in{i}")));
@@ -194,7 +195,7 @@ impl<'a> Planner<'a> {
     /// (named after it), plus `__profiles`, the number of profiles.
     pub fn counts(&self, segments: &[&CheckedSegment]) -> Result<LogicalPlan> {
         let exprs: Vec<&TypedExpr> = segments.iter().map(|s| &s.condition).collect();
-        let base = self.profiles_with_measures(&exprs)?;
+        let base = self.profiles_with_measures(&exprs, None)?;
         let mut aggregates = vec![count(lit(1)).alias("__profiles")];
         for segment in segments {
             aggregates.push(
@@ -212,7 +213,7 @@ impl<'a> Planner<'a> {
         let exprs: Vec<&TypedExpr> = columns.iter().map(|c| &c.expr).collect();
         let key_name = self.catalog.profiles.key.as_str();
         let projection = self.key_and(columns)?;
-        self.profiles_with_measures(&exprs)?
+        self.profiles_with_measures(&exprs, None)?
             .project(projection)?
             .sort(vec![col(Column::from_name(key_name)).sort(true, false)])?
             .build()
@@ -222,7 +223,7 @@ impl<'a> Planner<'a> {
     pub fn values_for_key(&self, columns: &[OutputColumn], key: Expr) -> Result<LogicalPlan> {
         let exprs: Vec<&TypedExpr> = columns.iter().map(|c| &c.expr).collect();
         let projection = self.key_and(columns)?;
-        self.profiles_with_measures(&exprs)?
+        self.profiles_with_measures(&exprs, None)?
             .filter(self.key_column().eq(key))?
             .project(projection)?
             .build()
@@ -324,7 +325,13 @@ impl<'a> Planner<'a> {
     }
 
     /// The profiles, left-joined with one measure table per event table the expressions use.
-    fn profiles_with_measures(&self, exprs: &[&TypedExpr]) -> Result<LogicalPlanBuilder> {
+    /// When only profiles with events in a table can satisfy `condition`, that table's join
+    /// is an inner join instead (see [`absence`]).
+    fn profiles_with_measures(
+        &self,
+        exprs: &[&TypedExpr],
+        condition: Option<&TypedExpr>,
+    ) -> Result<LogicalPlanBuilder> {
         let mut profile_columns = BTreeSet::new();
         let mut measures = BTreeSet::new();
         for expr in exprs {
@@ -350,9 +357,13 @@ impl<'a> Planner<'a> {
         for (event, ids) in by_event {
             let alias = measure_alias(event);
             let measures_plan = self.measure_pass(event, &ids, &profile_key_type)?;
+            let join = match condition {
+                Some(c) if absence::requires_events(c, event, self.program) => JoinType::Inner,
+                _ => JoinType::Left,
+            };
             builder = builder.join(
                 measures_plan,
-                JoinType::Left,
+                join,
                 (
                     vec![Column::new(Some(PROFILES_ALIAS), profiles.key.as_str())],
                     vec![Column::new(Some(alias.as_str()), "__key")],
@@ -369,6 +380,18 @@ impl<'a> Planner<'a> {
         table: &TableSchema,
         columns: &BTreeSet<String>,
         key_type: Option<&Type>,
+    ) -> Result<LogicalPlanBuilder> {
+        self.normalized_scan_keeping(table, columns, key_type, None)
+    }
+
+    /// Like [`Planner::normalized_scan`], also keeping the column `raw` as stored, as
+    /// [`RAW_TIME`].
+    fn normalized_scan_keeping(
+        &self,
+        table: &TableSchema,
+        columns: &BTreeSet<String>,
+        key_type: Option<&Type>,
+        raw: Option<&str>,
     ) -> Result<LogicalPlanBuilder> {
         let source = self.tables.get(&table.name)?;
         let source_schema = source.schema();
@@ -391,6 +414,9 @@ impl<'a> Planner<'a> {
                 _ => column,
             };
             projection.push(expr.alias(name.as_str()));
+        }
+        if let Some(raw) = raw {
+            projection.push(col(Column::new(Some(table.name.as_str()), raw)).alias(RAW_TIME));
         }
         LogicalPlanBuilder::scan(table.name.as_str(), source, None)?.project(projection)
     }
@@ -417,34 +443,35 @@ impl<'a> Planner<'a> {
                 collect_event_columns(filter, &mut columns);
             }
         }
-        let time = col(Column::from_name(time_name.as_str()));
-        let as_of = timestamp_literal(self.as_of);
-        // Events after `now` never count; the earliest window start bounds the scan too,
-        // so Parquet row groups outside every window are skipped.
-        let mut scan_filter = time.clone().lt_eq(as_of);
-        let starts: Vec<Option<i64>> = ids
-            .iter()
-            .map(|&id| {
-                self.program.measures[id]
-                    .window
-                    .start
-                    .map(|s| s.resolve(self.as_of))
-            })
-            .collect();
-        if let Some(earliest) = starts
-            .iter()
-            .copied()
-            .collect::<Option<Vec<i64>>>()
-            .and_then(|s| s.into_iter().min())
-        {
-            scan_filter = scan_filter.and(time.clone().gt_eq(timestamp_literal(earliest)));
+        let stored = self
+            .tables
+            .get(&table.name)?
+            .schema()
+            .field_with_name(&time_name)
+            .map(|f| f.data_type().clone())
+            .ok();
+        let time = TimeColumn::new(&time_name, stored.as_ref());
+        // Events after `now` never count, and the windows of all measures bound the scan
+        // too, so Parquet row groups outside every window are skipped.
+        let bounds = self.scan_bounds(ids);
+        let mut scan_filter = time.at_most(self.as_of);
+        if let Some(start) = bounds.start {
+            scan_filter = scan_filter.and(time.at_least(start));
+        }
+        if let Some(end) = bounds.end {
+            scan_filter = scan_filter.and(time.before(end));
         }
         let mut aggregates = Vec::new();
         for &id in ids {
-            aggregates.push(self.measure_aggregate(id, &time)?.alias(measure_column(id)));
+            aggregates.push(
+                self.measure_aggregate(id, &time, &bounds)?
+                    .alias(measure_column(id)),
+            );
         }
         let key = col(Column::from_name(table.key.as_str())).alias("__key");
-        let mut scan = self.normalized_scan(table, &columns, Some(profile_key_type))?;
+        let raw = time.is_raw().then_some(time_name.as_str());
+        let mut scan =
+            self.normalized_scan_keeping(table, &columns, Some(profile_key_type), raw)?;
         let tie_breaks: BTreeSet<&String> = ids
             .iter()
             .map(|&id| &self.program.measures[id])
@@ -458,6 +485,9 @@ impl<'a> Planner<'a> {
                 .iter()
                 .map(|c| col(Column::from_name(c.as_str())))
                 .collect();
+            if time.is_raw() {
+                projection.push(col(RAW_TIME));
+            }
             projection.extend(
                 tie_breaks
                     .iter()
@@ -471,20 +501,40 @@ impl<'a> Planner<'a> {
             .build()
     }
 
-    fn measure_aggregate(&self, id: usize, time: &Expr) -> Result<Expr> {
+    /// The time range of a grouped pass: the earliest start of the measures' windows when
+    /// they all have one, and the latest end when they all have one.
+    fn scan_bounds(&self, ids: &[usize]) -> ScanBounds {
+        let windows = ids.iter().map(|&id| &self.program.measures[id].window);
+        let starts: Option<Vec<i64>> = windows
+            .clone()
+            .map(|w| w.start.map(|s| s.resolve(self.as_of)))
+            .collect();
+        let ends: Option<Vec<i64>> = windows
+            .map(|w| w.end.map(|e| e.resolve(self.as_of)))
+            .collect();
+        ScanBounds {
+            start: starts.and_then(|s| s.into_iter().min()),
+            end: ends.and_then(|e| e.into_iter().max()),
+        }
+    }
+
+    /// One measure as an aggregate of its pass. Window bounds the scan already applies are
+    /// left out of its `FILTER`, so a pass whose measures share a window aggregates plainly.
+    fn measure_aggregate(&self, id: usize, time: &TimeColumn, scan: &ScanBounds) -> Result<Expr> {
         let measure = &self.program.measures[id];
         let mut conditions = Vec::new();
         if let Some(filter) = &measure.filter {
             conditions.push(expr::lower_event(filter, self.as_of)?);
         }
-        if let Some(start) = measure.window.start {
-            conditions.push(
-                time.clone()
-                    .gt_eq(timestamp_literal(start.resolve(self.as_of))),
-            );
+        if let Some(start) = measure.window.start.map(|s| s.resolve(self.as_of))
+            && scan.start != Some(start)
+        {
+            conditions.push(time.at_least(start));
         }
-        if let Some(end) = measure.window.end {
-            conditions.push(time.clone().lt(timestamp_literal(end.resolve(self.as_of))));
+        if let Some(end) = measure.window.end.map(|e| e.resolve(self.as_of))
+            && scan.end != Some(end)
+        {
+            conditions.push(time.before(end));
         }
         let condition = conditions.into_iter().reduce(Expr::and);
         let column_name = measure.column.clone().unwrap_or_default();
@@ -517,7 +567,8 @@ impl<'a> Planner<'a> {
                     }
                     None => value(),
                 };
-                order.push(time.clone().sort(ascending, false));
+                // The stored time column orders events as the normalized one does.
+                order.push(time.column.clone().sort(ascending, false));
                 order.push(tie_break().sort(ascending, false));
                 return Ok(first_value(value, order));
             }
@@ -527,6 +578,95 @@ impl<'a> Planner<'a> {
             None => Ok(aggregate),
         }
     }
+}
+
+/// The alias of an event table's time column as stored, next to its normalized copy.
+const RAW_TIME: &str = "__time";
+
+/// An event table's time column as window conditions compare it. A UTC timestamp of any
+/// unit is compared as stored, with each bound rounded to its unit in the direction that
+/// keeps the comparison exact, so no row is cast and Parquet pruning sees the plain column.
+/// Any other type (dates, text declared `timestamp`) is compared in its normalized form.
+struct TimeColumn {
+    column: Expr,
+    /// Nanoseconds per unit of the compared column.
+    unit: i64,
+    tz: Option<Arc<str>>,
+    raw: bool,
+}
+
+impl TimeColumn {
+    fn new(name: &str, stored: Option<&DataType>) -> TimeColumn {
+        let normalized = || TimeColumn {
+            column: col(Column::from_name(name)),
+            unit: 1,
+            tz: None,
+            raw: false,
+        };
+        let Some(DataType::Timestamp(unit, tz)) = stored else {
+            return normalized();
+        };
+        let is_utc = tz
+            .as_deref()
+            .is_none_or(|tz| matches!(tz, "UTC" | "utc" | "Z" | "+00:00" | "Etc/UTC"));
+        if !is_utc || (*unit == TimeUnit::Nanosecond && tz.is_none()) {
+            return normalized();
+        }
+        let unit = match unit {
+            TimeUnit::Second => 1_000_000_000,
+            TimeUnit::Millisecond => 1_000_000,
+            TimeUnit::Microsecond => 1_000,
+            TimeUnit::Nanosecond => 1,
+        };
+        TimeColumn {
+            column: col(RAW_TIME),
+            unit,
+            tz: tz.clone(),
+            raw: true,
+        }
+    }
+
+    fn is_raw(&self) -> bool {
+        self.raw
+    }
+
+    fn literal(&self, value: i64) -> Expr {
+        let (value, tz) = (Some(value), self.tz.clone());
+        lit(match self.unit {
+            1 => ScalarValue::TimestampNanosecond(value, tz),
+            1_000 => ScalarValue::TimestampMicrosecond(value, tz),
+            1_000_000 => ScalarValue::TimestampMillisecond(value, tz),
+            _ => ScalarValue::TimestampSecond(value, tz),
+        })
+    }
+
+    /// `time <= ns`: `t * unit <= ns` holds exactly when `t <= floor(ns / unit)`.
+    fn at_most(&self, ns: i64) -> Expr {
+        let bound = ns.div_euclid(self.unit);
+        self.column.clone().lt_eq(self.literal(bound))
+    }
+
+    /// `time >= ns`: `t * unit >= ns` holds exactly when `t >= ceil(ns / unit)`.
+    fn at_least(&self, ns: i64) -> Expr {
+        self.column.clone().gt_eq(self.literal(self.ceil(ns)))
+    }
+
+    /// `time < ns`: `t * unit < ns` holds exactly when `t < ceil(ns / unit)`.
+    fn before(&self, ns: i64) -> Expr {
+        self.column.clone().lt(self.literal(self.ceil(ns)))
+    }
+
+    fn ceil(&self, ns: i64) -> i64 {
+        ns.div_euclid(self.unit) + i64::from(ns.rem_euclid(self.unit) != 0)
+    }
+}
+
+/// The time range every event of a grouped pass lies in, besides `time <= now`.
+struct ScanBounds {
+    /// `time >= start`
+    start: Option<i64>,
+    /// `time < end`
+    end: Option<i64>,
 }
 
 fn with_filter(
@@ -590,4 +730,48 @@ fn collect_event_columns(expr: &TypedExpr, columns: &mut BTreeSet<String>) {
             columns.insert(name.clone());
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bound(expr: Expr) -> (String, i64) {
+        let Expr::BinaryExpr(binary) = expr else {
+            panic!("a comparison: {expr}");
+        };
+        let Expr::Literal(ScalarValue::TimestampMicrosecond(Some(value), _), _) = *binary.right
+        else {
+            panic!("a microsecond literal: {}", binary.right);
+        };
+        (binary.op.to_string(), value)
+    }
+
+    #[test]
+    fn stored_time_bounds_round_towards_exact_comparisons() {
+        let stored = DataType::Timestamp(TimeUnit::Microsecond, None);
+        let time = TimeColumn::new("ts", Some(&stored));
+        assert!(time.is_raw());
+        // t µs <= 1500 ns  <=>  t <= 1;  t µs >= 1500 ns  <=>  t >= 2;  t µs < 1500 ns  <=>  t < 2
+        assert_eq!(bound(time.at_most(1_500)), ("<=".into(), 1));
+        assert_eq!(bound(time.at_least(1_500)), (">=".into(), 2));
+        assert_eq!(bound(time.before(1_500)), ("<".into(), 2));
+        // Aligned bounds are unchanged, and negative times round the same way.
+        assert_eq!(bound(time.at_most(3_000)), ("<=".into(), 3));
+        assert_eq!(bound(time.at_least(3_000)), (">=".into(), 3));
+        assert_eq!(bound(time.at_most(-1_500)), ("<=".into(), -2));
+        assert_eq!(bound(time.at_least(-1_500)), (">=".into(), -1));
+    }
+
+    #[test]
+    fn other_time_types_are_compared_normalized() {
+        for stored in [
+            DataType::Timestamp(TimeUnit::Nanosecond, None),
+            DataType::Timestamp(TimeUnit::Microsecond, Some("+02:00".into())),
+            DataType::Date32,
+            DataType::Utf8,
+        ] {
+            assert!(!TimeColumn::new("ts", Some(&stored)).is_raw(), "{stored}");
+        }
+    }
 }

@@ -1,0 +1,309 @@
+//! Which event tables a condition needs events from.
+//!
+//! A profile with no events in a table has no row in that table's grouped measure pass, so
+//! the planner joins each pass to the profiles with a left join, and every measure of the
+//! table takes its value over no events: 0 for `count` and `sum`, false for "at least one
+//! event", null for the others. If the condition cannot be TRUE with those values, whatever
+//! the profile's other values are, then only profiles with events in that table can be
+//! members: the join can be an inner join. DataFusion then pushes the measure conditions
+//! below the join into the grouped pass (a `HAVING`), and joins only the profiles that
+//! pass them.
+//!
+//! The analysis evaluates the condition over abstract values: known constants, null,
+//! "false or null" and unknown. It is conservative: anything it cannot decide is unknown,
+//! which keeps the left join.
+
+use crate::check::ir::{Aggregate, BinaryOp, Function, IrExpr, Program, TypedExpr, Value};
+
+/// What a sub-expression can be for a profile without events in the table analysed.
+#[derive(Debug, Clone, PartialEq)]
+enum Abstract {
+    Null,
+    Bool(bool),
+    Number(f64),
+    Text(String),
+    /// FALSE or NULL: never TRUE.
+    NotTrue,
+    /// Anything: it depends on values the analysis does not know.
+    Unknown,
+}
+
+use Abstract::{Bool, NotTrue, Null, Number, Text, Unknown};
+
+/// True when `condition` can only be TRUE for profiles with at least one event in `event`
+/// (inside the measures' windows and filters).
+pub fn requires_events(condition: &TypedExpr, event: &str, program: &Program) -> bool {
+    matches!(
+        evaluate(condition, event, program),
+        Null | Bool(false) | NotTrue
+    )
+}
+
+fn evaluate(expr: &TypedExpr, event: &str, program: &Program) -> Abstract {
+    let eval = |e: &TypedExpr| evaluate(e, event, program);
+    match &expr.kind {
+        IrExpr::Literal(value) => match value {
+            Value::Null => Null,
+            Value::Bool(b) => Bool(*b),
+            Value::Int(i) => Number(*i as f64),
+            Value::Float(f) => Number(*f),
+            Value::String(text) => Text(text.clone()),
+            _ => Unknown,
+        },
+        IrExpr::Measure(id) => {
+            let measure = &program.measures[*id];
+            if measure.event != event {
+                return Unknown;
+            }
+            match measure.aggregate {
+                Aggregate::Exists => Bool(false),
+                Aggregate::Count
+                | Aggregate::CountValues
+                | Aggregate::CountDistinct
+                | Aggregate::Sum => Number(0.0),
+                Aggregate::Avg
+                | Aggregate::Min
+                | Aggregate::Max
+                | Aggregate::First
+                | Aggregate::Last => Null,
+            }
+        }
+        IrExpr::Not(inner) => match eval(inner) {
+            Bool(b) => Bool(!b),
+            Null => Null,
+            _ => Unknown,
+        },
+        IrExpr::IsTrue(inner) => match eval(inner) {
+            Bool(b) => Bool(b),
+            Null | NotTrue => Bool(false),
+            _ => Unknown,
+        },
+        IrExpr::Negate(inner) => match eval(inner) {
+            Number(n) => Number(-n),
+            Null => Null,
+            _ => Unknown,
+        },
+        IrExpr::Binary { op, lhs, rhs } => binary(*op, eval(lhs), eval(rhs)),
+        IrExpr::Between { expr, low, high } => match (eval(expr), eval(low), eval(high)) {
+            (Null, _, _) | (_, Null, _) | (_, _, Null) => Null,
+            (Number(e), Number(l), Number(h)) => Bool(l <= e && e <= h),
+            _ => Unknown,
+        },
+        // `null in [..]` is null, as in SQL.
+        IrExpr::InList {
+            expr,
+            items,
+            negated,
+        } => match eval(expr) {
+            Null => Null,
+            value @ (Number(_) | Text(_)) => {
+                let items: Vec<Abstract> = items.iter().map(eval).collect();
+                if items.iter().all(|i| matches!(i, Number(_) | Text(_))) {
+                    Bool(items.contains(&value) != *negated)
+                } else {
+                    Unknown
+                }
+            }
+            _ => Unknown,
+        },
+        IrExpr::IsNull { expr, negated } => match eval(expr) {
+            Null => Bool(!negated),
+            Bool(_) | Number(_) | Text(_) => Bool(*negated),
+            _ => Unknown,
+        },
+        IrExpr::Function { function, args } => match function {
+            Function::Coalesce => {
+                for arg in args {
+                    match eval(arg) {
+                        Null => continue,
+                        known @ (Bool(_) | Number(_) | Text(_)) => return known,
+                        _ => return Unknown,
+                    }
+                }
+                Null
+            }
+            Function::Abs => match args.first().map(eval) {
+                Some(Number(n)) => Number(n.abs()),
+                Some(Null) => Null,
+                _ => Unknown,
+            },
+            _ => Unknown,
+        },
+        // A stage is the label of the first arm that is TRUE, else null.
+        IrExpr::Stage { arms } => {
+            for (label, condition) in arms {
+                match eval(condition) {
+                    Bool(true) => return Text(label.clone()),
+                    Bool(false) | Null | NotTrue => continue,
+                    _ => return Unknown,
+                }
+            }
+            Null
+        }
+        // Times, lists, profile and event columns, string tests: not modelled.
+        IrExpr::RelativeTime(_)
+        | IrExpr::ProfileColumn(_)
+        | IrExpr::List(_)
+        | IrExpr::EventColumn(_)
+        | IrExpr::InArray { .. }
+        | IrExpr::Has { .. }
+        | IrExpr::StringTest { .. } => Unknown,
+    }
+}
+
+fn binary(op: BinaryOp, lhs: Abstract, rhs: Abstract) -> Abstract {
+    match op {
+        BinaryOp::And => match (lhs, rhs) {
+            (Bool(false), _) | (_, Bool(false)) => Bool(false),
+            (Bool(true), other) | (other, Bool(true)) => other,
+            (Null, Null) => Null,
+            (Null | NotTrue, _) | (_, Null | NotTrue) => NotTrue,
+            _ => Unknown,
+        },
+        BinaryOp::Or => match (lhs, rhs) {
+            (Bool(true), _) | (_, Bool(true)) => Bool(true),
+            (Bool(false), other) | (other, Bool(false)) => other,
+            (Null, Null) => Null,
+            (Null | NotTrue, Null | NotTrue) => NotTrue,
+            _ => Unknown,
+        },
+        _ => match (lhs, rhs) {
+            (Null, _) | (_, Null) => Null,
+            (Number(l), Number(r)) => arithmetic_or_comparison(op, l, r),
+            (Text(l), Text(r)) if op == BinaryOp::Eq => Bool(l == r),
+            (Text(l), Text(r)) if op == BinaryOp::NotEq => Bool(l != r),
+            _ => Unknown,
+        },
+    }
+}
+
+fn arithmetic_or_comparison(op: BinaryOp, l: f64, r: f64) -> Abstract {
+    match op {
+        BinaryOp::Eq => Bool(l == r),
+        BinaryOp::NotEq => Bool(l != r),
+        BinaryOp::Lt => Bool(l < r),
+        BinaryOp::LtEq => Bool(l <= r),
+        BinaryOp::Gt => Bool(l > r),
+        BinaryOp::GtEq => Bool(l >= r),
+        BinaryOp::Add => Number(l + r),
+        BinaryOp::Sub => Number(l - r),
+        BinaryOp::Mul => Number(l * r),
+        // Division and remainder by zero are errors or null depending on types: not modelled.
+        BinaryOp::Div | BinaryOp::Rem if r == 0.0 => Unknown,
+        BinaryOp::Div => Number(l / r),
+        BinaryOp::Rem => Number(l % r),
+        BinaryOp::And | BinaryOp::Or => Unknown,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Session;
+    use crate::catalog::Catalog;
+
+    const CATALOG: &str = r#"
+[profiles]
+source = "customers.parquet"
+key = "customer_id"
+columns = { customer_id = "int", age = "int" }
+
+[events.purchased]
+source = "purchased.parquet"
+key = "customer_id"
+time = "ts"
+columns = { customer_id = "int", ts = "timestamp", amount = "float" }
+
+[events.viewed]
+source = "viewed.parquet"
+key = "customer_id"
+time = "ts"
+columns = { customer_id = "int", ts = "timestamp" }
+"#;
+
+    /// The event tables `condition` needs events from.
+    async fn needs(condition: &str) -> Vec<&'static str> {
+        let catalog = Catalog::parse(CATALOG, std::path::Path::new("segql.toml"), 0)
+            .unwrap_or_else(|d| panic!("{d:?}"));
+        let mut session = Session::without_data(catalog)
+            .await
+            .unwrap_or_else(|report| panic!("{report}"));
+        let typed = session
+            .check_condition("<test>", condition)
+            .unwrap_or_else(|report| panic!("{report}"));
+        ["purchased", "viewed"]
+            .into_iter()
+            .filter(|event| requires_events(&typed, event, session.program()))
+            .collect()
+    }
+
+    const NONE: [&str; 0] = [];
+
+    #[tokio::test]
+    async fn event_conditions_need_their_table() {
+        assert_eq!(needs("purchased").await, ["purchased"]);
+        assert_eq!(
+            needs("count(purchased) >= 5 within 90d").await,
+            ["purchased"]
+        );
+        assert_eq!(needs("sum(purchased.amount) > 100").await, ["purchased"]);
+        assert_eq!(
+            needs("avg(purchased.amount) > 100 and viewed").await,
+            ["purchased", "viewed"]
+        );
+        assert_eq!(needs("purchased or viewed").await, NONE);
+        assert_eq!(needs("(purchased or viewed) and viewed").await, ["viewed"]);
+        assert_eq!(
+            needs("max(purchased.amount) > 10 or max(purchased.amount) < 5").await,
+            ["purchased"]
+        );
+        assert_eq!(needs("count(purchased) + count(viewed) > 3").await, NONE);
+        assert_eq!(needs("count(purchased) * 2 > 3").await, ["purchased"]);
+    }
+
+    #[tokio::test]
+    async fn absence_and_nulls_keep_the_left_join() {
+        assert_eq!(needs("not purchased").await, NONE);
+        assert_eq!(needs("count(purchased) < 3").await, NONE);
+        assert_eq!(needs("count(purchased) = 0").await, NONE);
+        assert_eq!(needs("sum(purchased.amount) <= 100").await, NONE);
+        assert_eq!(needs("max(purchased.amount) is null").await, NONE);
+        assert_eq!(needs("coalesce(max(purchased.amount), 0) < 10").await, NONE);
+        assert_eq!(
+            needs("not (max(purchased.amount) > 10)").await,
+            ["purchased"]
+        );
+        assert_eq!(needs("age > 30").await, NONE);
+        assert_eq!(needs("age > 30 and purchased").await, ["purchased"]);
+    }
+
+    #[tokio::test]
+    async fn stages_are_followed_arm_by_arm() {
+        let stage =
+            "stage tier { big = sum(purchased.amount) > 100  small = purchased  none = true }";
+        let catalog = Catalog::parse(CATALOG, std::path::Path::new("segql.toml"), 0)
+            .unwrap_or_else(|d| panic!("{d:?}"));
+        let mut session = Session::without_data(catalog)
+            .await
+            .unwrap_or_else(|report| panic!("{report}"));
+        session
+            .add_source("tiers.seg", stage)
+            .unwrap_or_else(|report| panic!("{report}"));
+        for (condition, needs_purchases) in [
+            (r#"tier = "big""#, true),
+            (r#"tier in ["big", "small"]"#, true),
+            (r#"tier = "none""#, false),
+            (r#"tier != "big""#, false),
+            ("tier is null", true),
+        ] {
+            let typed = session
+                .check_condition("<test>", condition)
+                .unwrap_or_else(|report| panic!("{report}"));
+            assert_eq!(
+                requires_events(&typed, "purchased", session.program()),
+                needs_purchases,
+                "{condition}"
+            );
+        }
+    }
+}
