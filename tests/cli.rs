@@ -345,6 +345,39 @@ fn explain_analyze_shows_the_metrics_and_the_pruning() {
 }
 
 #[test]
+fn duplicate_profile_keys_stop_run_count_and_why() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let fixtures = std::fs::canonicalize("tests/fixtures").expect("fixtures");
+    std::fs::write(
+        directory.path().join("segql.toml"),
+        format!(
+            "[profiles]\nkey = \"customer_id\"\nsource = \"{}/bad_keys.csv\"\n",
+            fixtures.display()
+        ),
+    )
+    .expect("catalog");
+    let segments = directory.path().join("s.seg");
+    std::fs::write(&segments, "segment everyone = true\n").expect("segments");
+    let segments = segments.to_str().expect("path");
+    let out = directory.path().join("members.csv");
+    for args in [
+        vec!["run", segments, "--out", out.to_str().expect("path")],
+        vec!["count", segments],
+        vec!["why", segments, "--segment", "everyone", "--key", "1"],
+    ] {
+        let output = segql(&args);
+        assert_eq!(code(&output), 1, "{args:?}: {}", stderr(&output));
+        assert!(
+            stderr(&output).contains("E0406"),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(stdout(&output).is_empty(), "{args:?}: {}", stdout(&output));
+    }
+    assert!(!out.exists(), "no output file after a failed check");
+}
+
+#[test]
 fn no_progress_output_in_pipes() {
     let output = segql(&["count", SEGMENTS]);
     assert_eq!(code(&output), 0, "{}", stderr(&output));

@@ -326,7 +326,8 @@ async fn open_session(
 }
 
 /// Opens the session for `file`, prints its warnings and applies `--as-of`; on failure,
-/// the diagnostics are printed and the exit code returned.
+/// the diagnostics are printed and the exit code returned. With `require_data`, every
+/// table must have data; commands that evaluate also run [`checked`].
 async fn session_for(
     file: &Path,
     common: &Common,
@@ -337,17 +338,22 @@ async fn session_for(
     let mut session = open_session(&[file.to_path_buf()], common, require_data)
         .await
         .map_err(|report| printer.report(&report))?;
-    if require_data {
-        session
-            .check_profile_keys()
-            .await
-            .map_err(|report| printer.report(&report))?;
-    }
     printer.print(session.warnings(), session.sources());
     if let Some(as_of) = as_of {
         session.set_as_of(as_of);
     }
     Ok(session)
+}
+
+/// Runs `evaluation` together with the profile-key check (`E0406`), which reads the
+/// profile keys while the evaluation reads the events; a failed check wins.
+async fn checked<T>(
+    session: &Session,
+    evaluation: impl std::future::Future<Output = Result<T, Report>>,
+) -> Result<T, Report> {
+    let (keys, result) = tokio::join!(session.check_profile_keys(), evaluation);
+    keys?;
+    result
 }
 
 async fn check(files: &[PathBuf], common: &Common) -> ExitCode {
@@ -504,7 +510,7 @@ async fn run_segments(
     }
     let schema = plan.schema().as_arrow().clone();
     let progress = Progress::start(evaluating(names.len()));
-    let executed = session.execute(plan).await;
+    let executed = checked(&session, session.execute(plan)).await;
     progress.finish();
     let batches = match executed {
         Ok(batches) => batches,
@@ -543,7 +549,7 @@ fn evaluating(segments: usize) -> String {
 /// `--explain-analyze`: runs the plan and prints the physical plan with its metrics.
 async fn explain_analyze(session: &Session, plan: LogicalPlan, printer: &Printer) -> ExitCode {
     let progress = Progress::start("evaluating, with metrics");
-    let explained = session.explain_analyze(plan).await;
+    let explained = checked(session, session.explain_analyze(plan)).await;
     progress.finish();
     match explained {
         Ok(text) => print_stdout(&text),
@@ -573,7 +579,7 @@ async fn count(
     }
     let started = std::time::Instant::now();
     let progress = Progress::start(evaluating(names.len()));
-    let counted = session.counts(&names).await;
+    let counted = checked(&session, session.counts(&names)).await;
     progress.finish();
     let counts = match counted {
         Ok(counts) => counts,
@@ -610,7 +616,7 @@ async fn why(
         Ok(session) => session,
         Err(code) => return code,
     };
-    match segql::explain::why(&session, segment, key).await {
+    match checked(&session, segql::explain::why(&session, segment, key)).await {
         Ok(text) => print_stdout(&text),
         Err(report) => printer.report(&report),
     }
