@@ -18,7 +18,7 @@ planning, running, writing the keys). DuckDB is timed inside its process, from c
 to having the keys, so Python's start-up does not count against it.
 
     cargo build --release --bin segql --example datafusion_sql
-    pip install duckdb
+    pip install duckdb numpy
     python3 scripts/bench_segments.py                        # 1M customers, ~20M events
     python3 scripts/bench_segments.py --customers 10000000   # 10M customers, ~200M events
 """
@@ -112,8 +112,9 @@ def main():
                      "or pass --segql/--datafusion-sql")
     try:
         import duckdb  # noqa: F401
+        import numpy  # noqa: F401
     except ImportError:
-        sys.exit("DuckDB's Python package is missing: pip install duckdb")
+        sys.exit("DuckDB's Python package or numpy is missing: pip install duckdb numpy")
 
     data = args.data or Path(f"/tmp/segql-bench-{args.customers}")
     if not (data / "customers.parquet").exists():

@@ -343,6 +343,25 @@ async fn event_conditions_match_sql() {
         ),
     )
     .await;
+    // Distinct counts have passes of their own: with filters and windows, next to other
+    // measures of the same table, and where a count of 0 makes a member.
+    h.same(
+        r#"(count(distinct purchased(channel = "app").category) >= 2 within 365d) and count(purchased) >= 3"#,
+        &format!(
+            "{} >= 2 AND {} >= 3",
+            per_customer("count(DISTINCT e.category)", "purchased", &format!("e.channel = 'app' AND {}", since(365))),
+            per_customer("count(*)", "purchased", "true")
+        ),
+    )
+    .await;
+    h.same(
+        "(count(distinct viewed.category) = 0 within 30d) and viewed",
+        &format!(
+            "{} = 0 AND EXISTS (SELECT 1 FROM viewed e WHERE e.customer_id = c.customer_id AND e.ts <= {NOW})",
+            per_customer("count(DISTINCT e.category)", "viewed", &since(30)),
+        ),
+    )
+    .await;
     h.same(
         "count(purchased.amount) > 10",
         &format!(

@@ -1,4 +1,4 @@
-//! Which event tables a condition needs events from.
+//! Which measure relations a condition needs a row from.
 //!
 //! A profile with no events in a table has no row in that table's grouped measure pass, so
 //! the planner joins each pass to the profiles with a left join, and every measure of the
@@ -30,17 +30,18 @@ enum Abstract {
 
 use Abstract::{Bool, NotTrue, Null, Number, Text, Unknown};
 
-/// True when `condition` can only be TRUE for profiles with at least one event in `event`
-/// (inside the measures' windows and filters).
-pub fn requires_events(condition: &TypedExpr, event: &str, program: &Program) -> bool {
+/// True when `condition` can only be TRUE for profiles that have a row in the relation
+/// computing the measures `ids`: a profile without one sees each of those measures at its
+/// value over no events.
+pub fn requires_rows(condition: &TypedExpr, ids: &[usize], program: &Program) -> bool {
     matches!(
-        evaluate(condition, event, program),
+        evaluate(condition, ids, program),
         Null | Bool(false) | NotTrue
     )
 }
 
-fn evaluate(expr: &TypedExpr, event: &str, program: &Program) -> Abstract {
-    let eval = |e: &TypedExpr| evaluate(e, event, program);
+fn evaluate(expr: &TypedExpr, absent: &[usize], program: &Program) -> Abstract {
+    let eval = |e: &TypedExpr| evaluate(e, absent, program);
     match &expr.kind {
         IrExpr::Literal(value) => match value {
             Value::Null => Null,
@@ -51,10 +52,10 @@ fn evaluate(expr: &TypedExpr, event: &str, program: &Program) -> Abstract {
             _ => Unknown,
         },
         IrExpr::Measure(id) => {
-            let measure = &program.measures[*id];
-            if measure.event != event {
+            if !absent.contains(id) {
                 return Unknown;
             }
+            let measure = &program.measures[*id];
             match measure.aggregate {
                 Aggregate::Exists => Bool(false),
                 Aggregate::Count
@@ -233,11 +234,23 @@ columns = { customer_id = "int", ts = "timestamp" }
             .unwrap_or_else(|report| panic!("{report}"));
         ["purchased", "viewed"]
             .into_iter()
-            .filter(|event| requires_events(&typed, event, session.program()))
+            .filter(|event| {
+                requires_rows(
+                    &typed,
+                    &measures_of(event, session.program()),
+                    session.program(),
+                )
+            })
             .collect()
     }
 
     const NONE: [&str; 0] = [];
+
+    fn measures_of(event: &str, program: &Program) -> Vec<usize> {
+        (0..program.measures.len())
+            .filter(|&id| program.measures[id].event == event)
+            .collect()
+    }
 
     #[tokio::test]
     async fn event_conditions_need_their_table() {
@@ -300,7 +313,11 @@ columns = { customer_id = "int", ts = "timestamp" }
                 .check_condition("<test>", condition)
                 .unwrap_or_else(|report| panic!("{report}"));
             assert_eq!(
-                requires_events(&typed, "purchased", session.program()),
+                requires_rows(
+                    &typed,
+                    &measures_of("purchased", session.program()),
+                    session.program()
+                ),
                 needs_purchases,
                 "{condition}"
             );

@@ -11,7 +11,7 @@ use datafusion::functions_nested::expr_fn::{array_has, array_has_all, array_has_
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator, binary_expr, cast, lit, when};
 use datafusion::prelude::coalesce;
 
-use super::{PROFILES_ALIAS, measure_alias, measure_column};
+use super::{PROFILES_ALIAS, measure_column, measure_relation};
 use crate::check::ir::*;
 
 /// Mean Earth radius used by `geo_distance_km`, in km.
@@ -114,7 +114,7 @@ fn lower(expr: &TypedExpr, as_of: i64, scope: Scope<'_>) -> Result<Expr> {
             };
             let measure = &program.measures[*id];
             let column = Expr::Column(Column::new(
-                Some(measure_alias(&measure.event)),
+                Some(measure_relation(*id, measure)),
                 measure_column(*id),
             ));
             match measure.aggregate {

@@ -343,22 +343,29 @@ impl<'a> Planner<'a> {
             .normalized_scan(profiles, &profile_columns, None)?
             .alias(PROFILES_ALIAS)?;
 
-        let mut by_event: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        // One relation per event table, and one per distinct count (see `distinct_pass`).
+        let mut relations: BTreeMap<String, (&str, Vec<usize>)> = BTreeMap::new();
         for id in measures {
-            by_event
-                .entry(self.program.measures[id].event.as_str())
-                .or_default()
+            let measure = &self.program.measures[id];
+            relations
+                .entry(measure_relation(id, measure))
+                .or_insert_with(|| (measure.event.as_str(), Vec::new()))
+                .1
                 .push(id);
         }
         let profile_key_type = profiles
             .column(&profiles.key)
             .and_then(|c| c.ty.clone())
             .unwrap_or(Type::Int);
-        for (event, ids) in by_event {
-            let alias = measure_alias(event);
-            let measures_plan = self.measure_pass(event, &ids, &profile_key_type)?;
+        for (alias, (event, ids)) in relations {
+            let measures_plan = match ids.as_slice() {
+                [id] if self.program.measures[*id].aggregate == Aggregate::CountDistinct => {
+                    self.distinct_pass(*id, &alias, &profile_key_type)?
+                }
+                _ => self.measure_pass(event, &ids, &profile_key_type)?,
+            };
             let join = match condition {
-                Some(c) if absence::requires_events(c, event, self.program) => JoinType::Inner,
+                Some(c) if absence::requires_rows(c, &ids, self.program) => JoinType::Inner,
                 _ => JoinType::Left,
             };
             builder = builder.join(
@@ -501,6 +508,63 @@ impl<'a> Planner<'a> {
             .build()
     }
 
+    /// A distinct count in a pass of its own: the matching events grouped by key and value,
+    /// then counted per key. DataFusion's `count(DISTINCT)` keeps a hash set per group, which
+    /// takes gigabytes for a million customers; two grouped passes take megabytes.
+    fn distinct_pass(
+        &self,
+        id: usize,
+        alias: &str,
+        profile_key_type: &Type,
+    ) -> Result<LogicalPlan> {
+        let measure = &self.program.measures[id];
+        let table = self.catalog.event(&measure.event).ok_or_else(|| {
+            DataFusionError::Plan(format!("unknown event table `{}`", measure.event))
+        })?;
+        let time_name = table.time.clone().unwrap_or_default();
+        let value_name = measure.column.clone().unwrap_or_default();
+        let mut columns =
+            BTreeSet::from([table.key.clone(), time_name.clone(), value_name.clone()]);
+        if let Some(filter) = &measure.filter {
+            collect_event_columns(filter, &mut columns);
+        }
+        let stored = self
+            .tables
+            .get(&table.name)?
+            .schema()
+            .field_with_name(&time_name)
+            .map(|f| f.data_type().clone())
+            .ok();
+        let time = TimeColumn::new(&time_name, stored.as_ref());
+        let mut condition = time.at_most(self.as_of);
+        if let Some(start) = measure.window.start {
+            condition = condition.and(time.at_least(start.resolve(self.as_of)));
+        }
+        if let Some(end) = measure.window.end {
+            condition = condition.and(time.before(end.resolve(self.as_of)));
+        }
+        if let Some(filter) = &measure.filter {
+            condition = condition.and(expr::lower_event(filter, self.as_of)?);
+        }
+        let raw = time.is_raw().then_some(time_name.as_str());
+        let value = col(Column::from_name(value_name.as_str()));
+        self.normalized_scan_keeping(table, &columns, Some(profile_key_type), raw)?
+            .filter(condition)?
+            .aggregate(
+                vec![
+                    col(Column::from_name(table.key.as_str())).alias("__key"),
+                    value.clone().alias("__value"),
+                ],
+                Vec::<Expr>::new(),
+            )?
+            .aggregate(
+                vec![col("__key")],
+                vec![count(col("__value")).alias(measure_column(id))],
+            )?
+            .alias(alias)?
+            .build()
+    }
+
     /// The time range of a grouped pass: the earliest start of the measures' windows when
     /// they all have one, and the latest end when they all have one.
     fn scan_bounds(&self, ids: &[usize]) -> ScanBounds {
@@ -544,7 +608,9 @@ impl<'a> Planner<'a> {
             Aggregate::Exists | Aggregate::Count => count(lit(1)),
             Aggregate::CountValues => count(value()),
             Aggregate::CountDistinct => {
-                return with_filter(count(value()).distinct(), condition);
+                return Err(DataFusionError::Internal(
+                    "a distinct count has a pass of its own".into(),
+                ));
             }
             Aggregate::Sum => sum(value()),
             Aggregate::Avg => avg(value()),
@@ -669,16 +735,6 @@ struct ScanBounds {
     end: Option<i64>,
 }
 
-fn with_filter(
-    builder: datafusion::logical_expr::expr_fn::ExprFuncBuilder,
-    condition: Option<Expr>,
-) -> Result<Expr> {
-    match condition {
-        Some(condition) => builder.filter(condition).build(),
-        None => builder.build(),
-    }
-}
-
 /// Whether a source column must be cast to be used as `language`.
 fn needs_cast(source: &DataType, language: &Type) -> bool {
     match language {
@@ -701,6 +757,15 @@ fn needs_cast(source: &DataType, language: &Type) -> bool {
 
 fn tie_break_column(column: &str) -> String {
     format!("__order_{column}")
+}
+
+/// The relation holding a measure's column: the grouped pass of its event table, or, for
+/// a distinct count, a pass of its own.
+pub fn measure_relation(id: usize, measure: &Measure) -> String {
+    match measure.aggregate {
+        Aggregate::CountDistinct => format!("__m_{}_{id}", measure.event),
+        _ => measure_alias(&measure.event),
+    }
 }
 
 pub fn measure_alias(event: &str) -> String {
