@@ -4,10 +4,13 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, Int64Array, StringArray};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, StringArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::Int64Type;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::common::Column;
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
@@ -63,6 +66,51 @@ pub async fn explain_analyze(
         }
     }
     Ok(text)
+}
+
+/// True when the values of `table.column` are non-null integers that increase strictly
+/// within every partition of the scan (read in storage order), and the partitions' ranges
+/// do not overlap: then no value repeats. One pass over one column, without a hash table.
+/// Tables exported sorted by key pass; any other table returns false (not proven), and
+/// the caller runs the grouped check.
+pub async fn strictly_increasing(
+    ctx: &SessionContext,
+    table: &str,
+    column: &str,
+) -> Result<bool, DataFusionError> {
+    let frame = ctx
+        .table(table)
+        .await?
+        .select(vec![datafusion::prelude::col(Column::new(
+            Some(table),
+            column,
+        ))])?;
+    if !frame.schema().field(0).data_type().is_integer() {
+        return Ok(false);
+    }
+    let plan = frame.create_physical_plan().await?;
+    let partitions = datafusion::physical_plan::collect_partitioned(plan, ctx.task_ctx()).await?;
+    let mut ranges = Vec::new();
+    for batches in partitions {
+        let mut range: Option<(i64, i64)> = None;
+        for batch in batches {
+            let values = cast(batch.column(0), &DataType::Int64)?;
+            if values.null_count() > 0 {
+                return Ok(false);
+            }
+            let values = values.as_primitive::<Int64Type>();
+            for &value in values.values() {
+                match &mut range {
+                    None => range = Some((value, value)),
+                    Some((_, last)) if value > *last => *last = value,
+                    Some(_) => return Ok(false),
+                }
+            }
+        }
+        ranges.extend(range);
+    }
+    ranges.sort_unstable();
+    Ok(ranges.windows(2).all(|pair| pair[0].1 < pair[1].0))
 }
 
 /// A failure while reading data or executing, as a diagnostic.
@@ -230,4 +278,33 @@ pub fn write_file(
     }
     temporary.persist(path).map_err(|e| cannot(&e.error))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Int32Array, StringArray};
+
+    async fn increasing(column: ArrayRef) -> bool {
+        let ctx = SessionContext::new();
+        let batch = RecordBatch::try_from_iter([("key", column)]).expect("batch");
+        ctx.register_batch("profiles", batch).expect("register");
+        strictly_increasing(&ctx, "profiles", "key")
+            .await
+            .expect("check")
+    }
+
+    #[tokio::test]
+    async fn only_strictly_increasing_integer_keys_are_proven_unique() {
+        let ints = |values: Vec<Option<i32>>| Arc::new(Int32Array::from(values)) as ArrayRef;
+        assert!(increasing(ints(vec![Some(1), Some(2), Some(7)])).await);
+        assert!(!increasing(ints(vec![Some(1), Some(2), Some(2), Some(3)])).await);
+        assert!(!increasing(ints(vec![Some(3), Some(1), Some(2)])).await);
+        assert!(!increasing(ints(vec![Some(1), None, Some(3)])).await);
+        let strings = Arc::new(StringArray::from(vec!["a", "b"])) as ArrayRef;
+        assert!(
+            !increasing(strings).await,
+            "other key types take the grouped check"
+        );
+    }
 }

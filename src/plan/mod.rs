@@ -484,6 +484,7 @@ impl<'a> Planner<'a> {
             .map(|&id| &self.program.measures[id])
             .filter(|m| matches!(m.aggregate, Aggregate::First | Aggregate::Last))
             .filter_map(|m| m.column.as_ref())
+            .filter(|column| **column != time_name)
             .collect();
         if !tie_breaks.is_empty() {
             // DataFusion's first_value drops an ORDER BY expression equal to its argument
@@ -616,6 +617,9 @@ impl<'a> Planner<'a> {
             Aggregate::Avg => avg(value()),
             Aggregate::Min => min(value()),
             Aggregate::Max => max(value()),
+            // The earliest (latest) time is the smallest (largest) one.
+            Aggregate::First if column_name == time.name => min(value()),
+            Aggregate::Last if column_name == time.name => max(value()),
             Aggregate::First | Aggregate::Last => {
                 // The value at the earliest (latest) event; ties on time go to the smallest
                 // (largest) value. DataFusion's first_value gives wrong results with FILTER,
@@ -654,6 +658,8 @@ const RAW_TIME: &str = "__time";
 /// keeps the comparison exact, so no row is cast and Parquet pruning sees the plain column.
 /// Any other type (dates, text declared `timestamp`) is compared in its normalized form.
 struct TimeColumn {
+    /// The normalized column's name.
+    name: String,
     column: Expr,
     /// Nanoseconds per unit of the compared column.
     unit: i64,
@@ -664,6 +670,7 @@ struct TimeColumn {
 impl TimeColumn {
     fn new(name: &str, stored: Option<&DataType>) -> TimeColumn {
         let normalized = || TimeColumn {
+            name: name.to_string(),
             column: col(Column::from_name(name)),
             unit: 1,
             tz: None,
@@ -685,6 +692,7 @@ impl TimeColumn {
             TimeUnit::Nanosecond => 1,
         };
         TimeColumn {
+            name: name.to_string(),
             column: col(RAW_TIME),
             unit,
             tz: tz.clone(),
