@@ -61,6 +61,7 @@ def run_measured(command):
     if pid == 0:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
         try:
             os.execvp(command[0], [str(c) for c in command])
         finally:
@@ -68,14 +69,14 @@ def run_measured(command):
     _, status, usage = os.wait4(pid, 0)
     wall = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"failed: {' '.join(map(str, command))}")
+        sys.exit(f"failed: {' '.join(map(str, command))} (run it alone to see why)")
     return wall, usage.ru_maxrss / 1024
 
 
 def run_output(command):
     """Runs a command; returns (wall seconds, its standard output)."""
     started = time.perf_counter()
-    process = subprocess.run([str(c) for c in command], stdout=subprocess.PIPE, text=True)
+    process = subprocess.run([str(c) for c in command], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     stdout = process.stdout
     if process.returncode != 0:
         sys.exit(f"failed: {' '.join(map(str, command))}")

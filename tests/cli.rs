@@ -275,7 +275,7 @@ fn compile_prints_each_stage() {
             "ir",
             " = exists(purchased) where (category = \"fashion\") in [now - 30d, now]",
         ),
-        ("plan", "Inner Join: __p.customer_id"),
+        ("plan", "Inner Join: __m_purchased.__key = __p.customer_id"),
         ("optimized", "TableScan: purchased"),
         ("physical", "pruning_predicate="),
     ] {

@@ -307,7 +307,7 @@ async fn open_session(
             to_load.push(file.clone());
         }
     }
-    let ctx = datafusion::prelude::SessionContext::new();
+    let ctx = segql::new_context();
     let mut session = Session::with_context(catalog, ctx, sources, require_data).await?;
     // Parse and check all files together so every error of every file is reported.
     let mut texts = Vec::new();

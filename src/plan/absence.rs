@@ -1,7 +1,7 @@
 //! Which measure relations a condition needs a row from.
 //!
 //! A profile with no events in a table has no row in that table's grouped measure pass, so
-//! the planner joins each pass to the profiles with a left join, and every measure of the
+//! the planner joins each pass to the profiles with an outer join, and every measure of the
 //! table takes its value over no events: 0 for `count` and `sum`, false for "at least one
 //! event", null for the others. If the condition cannot be TRUE with those values, whatever
 //! the profile's other values are, then only profiles with events in that table can be
@@ -11,7 +11,7 @@
 //!
 //! The analysis evaluates the condition over abstract values: known constants, null,
 //! "false or null" and unknown. It is conservative: anything it cannot decide is unknown,
-//! which keeps the left join.
+//! which keeps the outer join.
 
 use crate::check::ir::{Aggregate, BinaryOp, Function, IrExpr, Program, TypedExpr, Value};
 

@@ -4,9 +4,9 @@
 //! Shape of every plan:
 //!
 //! ```text
-//! profiles (needed columns, normalized types) AS __p
-//!   LEFT JOIN (one grouped pass per event table: every measure as a FILTER-ed aggregate) AS __m_<event>
-//!   LEFT JOIN ...  (INNER where the condition needs the table's events: see `absence`)
+//! (one grouped pass per event table: every measure as a FILTER-ed aggregate) AS __m_<event>
+//!   RIGHT JOIN profiles (needed columns, normalized types) AS __p
+//! ... one join per measure relation (INNER where the condition needs its rows: see `absence`)
 //! -> filter / project / aggregate, depending on the request
 //! ```
 
@@ -198,12 +198,11 @@ impl<'a> Planner<'a> {
         let base = self.profiles_with_measures(&exprs, None)?;
         let mut aggregates = vec![count(lit(1)).alias("__profiles")];
         for segment in segments {
-            aggregates.push(
-                count(lit(1))
-                    .filter(self.lower(&segment.condition)?)
-                    .build()?
-                    .alias(segment.name.as_str()),
-            );
+            // `count(CASE WHEN c THEN 1 END)`, not `count(*) FILTER (WHERE c)`: DataFusion
+            // applies each FILTER by copying the whole input batch, which with 50 segments
+            // over 1M profiles took 85 s instead of 1.
+            let member = when(self.lower(&segment.condition)?, lit(1i64)).end()?;
+            aggregates.push(count(member).alias(segment.name.as_str()));
         }
         base.aggregate(Vec::<Expr>::new(), aggregates)?.build()
     }
@@ -324,9 +323,10 @@ impl<'a> Planner<'a> {
         crate::diagnostic::with_deep_stack(|| expr::lower_profile(expr, self.as_of, self.program))
     }
 
-    /// The profiles, left-joined with one measure table per event table the expressions use.
-    /// When only profiles with events in a table can satisfy `condition`, that table's join
-    /// is an inner join instead (see [`absence`]).
+    /// The profiles, outer-joined with one measure relation per event table the expressions
+    /// use (and one per distinct count), so every profile is kept. When only profiles with
+    /// a row in a relation can satisfy `condition`, that join is an inner join instead
+    /// (see [`absence`]).
     fn profiles_with_measures(
         &self,
         exprs: &[&TypedExpr],
@@ -364,16 +364,19 @@ impl<'a> Planner<'a> {
                 }
                 _ => self.measure_pass(event, &ids, &profile_key_type)?,
             };
+            // The measures are the join's left (build) side and the profiles its right
+            // (probe) side: DataFusion builds the hash table on the left, and the narrow
+            // measures build it in a fraction of the time and memory the wide profiles do.
             let join = match condition {
                 Some(c) if absence::requires_rows(c, &ids, self.program) => JoinType::Inner,
-                _ => JoinType::Left,
+                _ => JoinType::Right,
             };
-            builder = builder.join(
-                measures_plan,
+            builder = LogicalPlanBuilder::from(measures_plan).join(
+                builder.build()?,
                 join,
                 (
-                    vec![Column::new(Some(PROFILES_ALIAS), profiles.key.as_str())],
                     vec![Column::new(Some(alias.as_str()), "__key")],
+                    vec![Column::new(Some(PROFILES_ALIAS), profiles.key.as_str())],
                 ),
                 None,
             )?;
@@ -467,6 +470,9 @@ impl<'a> Planner<'a> {
         }
         if let Some(end) = bounds.end {
             scan_filter = scan_filter.and(time.before(end));
+        }
+        if let Some(filter) = &bounds.filter {
+            scan_filter = scan_filter.and(expr::lower_event(filter, self.as_of)?);
         }
         let mut aggregates = Vec::new();
         for &id in ids {
@@ -567,7 +573,8 @@ impl<'a> Planner<'a> {
     }
 
     /// The time range of a grouped pass: the earliest start of the measures' windows when
-    /// they all have one, and the latest end when they all have one.
+    /// they all have one, and the latest end when they all have one; and the event filter
+    /// when every measure has the same one.
     fn scan_bounds(&self, ids: &[usize]) -> ScanBounds {
         let windows = ids.iter().map(|&id| &self.program.measures[id].window);
         let starts: Option<Vec<i64>> = windows
@@ -577,18 +584,26 @@ impl<'a> Planner<'a> {
         let ends: Option<Vec<i64>> = windows
             .map(|w| w.end.map(|e| e.resolve(self.as_of)))
             .collect();
+        let first_filter = ids.first().and_then(|&id| self.program.measures[id].filter.as_ref());
+        let same_filter = ids
+            .iter()
+            .all(|&id| self.program.measures[id].filter.as_ref() == first_filter);
         ScanBounds {
             start: starts.and_then(|s| s.into_iter().min()),
             end: ends.and_then(|e| e.into_iter().max()),
+            filter: first_filter.filter(|_| same_filter).cloned(),
         }
     }
 
-    /// One measure as an aggregate of its pass. Window bounds the scan already applies are
-    /// left out of its `FILTER`, so a pass whose measures share a window aggregates plainly.
+    /// One measure as an aggregate of its pass. The window bounds and the event filter the
+    /// scan already applies are left out of its `FILTER`, so a pass whose measures share
+    /// them aggregates plainly.
     fn measure_aggregate(&self, id: usize, time: &TimeColumn, scan: &ScanBounds) -> Result<Expr> {
         let measure = &self.program.measures[id];
         let mut conditions = Vec::new();
-        if let Some(filter) = &measure.filter {
+        if let Some(filter) = &measure.filter
+            && scan.filter.as_ref() != Some(filter)
+        {
             conditions.push(expr::lower_event(filter, self.as_of)?);
         }
         if let Some(start) = measure.window.start.map(|s| s.resolve(self.as_of))
@@ -735,12 +750,14 @@ impl TimeColumn {
     }
 }
 
-/// The time range every event of a grouped pass lies in, besides `time <= now`.
+/// What every event of a grouped pass satisfies, besides `time <= now`.
 struct ScanBounds {
     /// `time >= start`
     start: Option<i64>,
     /// `time < end`
     end: Option<i64>,
+    /// The event filter every measure of the pass has.
+    filter: Option<TypedExpr>,
 }
 
 /// Whether a source column must be cast to be used as `language`.
