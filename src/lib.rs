@@ -554,7 +554,10 @@ impl Session {
 ///   profiles', and then build its hash table on the wide profiles.
 pub fn new_context() -> SessionContext {
     let config = datafusion::prelude::SessionConfig::new()
-        .set_bool("datafusion.execution.parquet.schema_force_view_types", false)
+        .set_bool(
+            "datafusion.execution.parquet.schema_force_view_types",
+            false,
+        )
         .set_bool("datafusion.optimizer.join_reordering", false);
     SessionContext::new_with_config(config)
 }

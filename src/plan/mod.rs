@@ -584,7 +584,9 @@ impl<'a> Planner<'a> {
         let ends: Option<Vec<i64>> = windows
             .map(|w| w.end.map(|e| e.resolve(self.as_of)))
             .collect();
-        let first_filter = ids.first().and_then(|&id| self.program.measures[id].filter.as_ref());
+        let first_filter = ids
+            .first()
+            .and_then(|&id| self.program.measures[id].filter.as_ref());
         let same_filter = ids
             .iter()
             .all(|&id| self.program.measures[id].filter.as_ref() == first_filter);
