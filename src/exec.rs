@@ -124,6 +124,13 @@ pub fn runtime_error(error: &DataFusionError) -> Diagnostic {
     if is_plan_bug {
         return crate::internal_error(&first);
     }
+    if matches!(error.find_root(), DataFusionError::ResourcesExhausted(_)) {
+        return Diagnostic::error(
+            "E0408",
+            format!("the evaluation needs more memory than the memory limit allows: {first}"),
+        )
+        .with_help("raise `--memory-limit`; sorts and grouping already spill to disk, so the rest of the plan needs the memory (fewer segments at once need less)");
+    }
     Diagnostic::error("E0403", format!("evaluation failed: {first}"))
         .with_help("the data could not be read or processed; check that the files match the catalog (types in `columns`, CSV headers, time formats)")
 }

@@ -496,6 +496,33 @@ impl Session {
             .map_err(|d| Report::new(d.into(), &self.sources))
     }
 
+    /// Runs `evaluation`, stopping it with `E0407` once `timeout` has passed. Nothing of a
+    /// stopped evaluation is kept.
+    pub async fn with_timeout<T>(
+        &self,
+        timeout: Option<std::time::Duration>,
+        evaluation: impl std::future::Future<Output = Result<T, Report>>,
+    ) -> Result<T, Report> {
+        let Some(timeout) = timeout else {
+            return evaluation.await;
+        };
+        match tokio::time::timeout(timeout, evaluation).await {
+            Ok(result) => result,
+            Err(_) => {
+                let diagnostic = Diagnostic::error(
+                    "E0407",
+                    format!(
+                        "the evaluation took longer than the timeout of {timeout:?} and was stopped"
+                    ),
+                )
+                .with_help(
+                    "raise `--timeout`, evaluate fewer segments at once, or narrow their windows",
+                );
+                Err(Report::new(diagnostic.into(), &self.sources))
+            }
+        }
+    }
+
     /// Checks that every profile has a key and no key appears twice: otherwise members would
     /// be doubled or keyless. Keys stored in increasing order are proven unique in one
     /// streaming pass; any others take one grouped pass over the key column.
@@ -553,13 +580,31 @@ impl Session {
 ///   the probe side when its row estimate (the events it aggregates) exceeds the
 ///   profiles', and then build its hash table on the wide profiles.
 pub fn new_context() -> SessionContext {
+    new_context_with_memory_limit(None)
+}
+
+/// [`new_context`] whose evaluations may use at most `bytes` of memory. Operators that can
+/// spill (sorts, grouped aggregation, hash joins in part) write to temporary files beyond
+/// it; any other that needs more fails with `E0408` instead of the process being killed.
+pub fn new_context_with_memory_limit(bytes: Option<usize>) -> SessionContext {
+    let mut runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new();
+    if let Some(bytes) = bytes {
+        runtime = runtime.with_memory_pool(std::sync::Arc::new(
+            datafusion::execution::memory_pool::FairSpillPool::new(bytes),
+        ));
+    }
+    let runtime = match runtime.build_arc() {
+        Ok(runtime) => runtime,
+        // Building the default runtime cannot fail; fall back to it all the same.
+        Err(_) => return SessionContext::new(),
+    };
     let config = datafusion::prelude::SessionConfig::new()
         .set_bool(
             "datafusion.execution.parquet.schema_force_view_types",
             false,
         )
         .set_bool("datafusion.optimizer.join_reordering", false);
-    SessionContext::new_with_config(config)
+    SessionContext::new_with_config_rt(config, runtime)
 }
 
 /// Reads a source file, with a diagnostic for missing or non-UTF-8 files.

@@ -378,6 +378,50 @@ fn duplicate_profile_keys_stop_run_count_and_why() {
 }
 
 #[test]
+fn timeout_and_memory_limit_stop_without_output() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let out = directory.path().join("members.csv");
+    let out = out.to_str().expect("path");
+    for (limit, code_expected) in [
+        (["--timeout", "1ms"], "E0407"),
+        (["--memory-limit", "10KB"], "E0408"),
+    ] {
+        let mut args = vec!["run", SEGMENTS, "--out", out];
+        args.extend(limit);
+        let output = segql(&args);
+        assert_eq!(code(&output), 1, "{limit:?}: {}", stderr(&output));
+        assert!(
+            stderr(&output).contains(code_expected),
+            "{limit:?}: {}",
+            stderr(&output)
+        );
+        assert!(!Path::new(out).exists(), "{limit:?}: no output file");
+    }
+    // Generous limits change nothing.
+    let limited = segql(&[
+        "count",
+        SEGMENTS,
+        "--memory-limit",
+        "1GiB",
+        "--timeout",
+        "5min",
+    ]);
+    assert_eq!(code(&limited), 0, "{}", stderr(&limited));
+    assert_eq!(stdout(&limited), stdout(&segql(&["count", SEGMENTS])));
+    for bad in [["--timeout", "soon"], ["--memory-limit", "lots"]] {
+        let mut args = vec!["count", SEGMENTS];
+        args.extend(bad);
+        let output = segql(&args);
+        assert_eq!(code(&output), 2, "{bad:?}");
+        assert!(
+            stderr(&output).contains("write e.g."),
+            "{}",
+            stderr(&output)
+        );
+    }
+}
+
+#[test]
 fn no_progress_output_in_pipes() {
     let output = segql(&["count", SEGMENTS]);
     assert_eq!(code(&output), 0, "{}", stderr(&output));

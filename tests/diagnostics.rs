@@ -372,6 +372,42 @@ async fn e0406_duplicate_and_null_profile_keys() {
         .expect("unique, non-null keys");
 }
 
+#[tokio::test]
+async fn e0407_timeout() {
+    let demo = segql::Session::open(Path::new("examples/shop/segql.toml"))
+        .await
+        .expect("demo");
+    let never = std::future::pending::<Result<(), segql::Report>>();
+    let rendered = demo
+        .with_timeout(Some(std::time::Duration::from_millis(5)), never)
+        .await
+        .expect_err("stopped")
+        .render(false);
+    assert_code("E0407", &rendered);
+    assert!(rendered.contains("5ms"), "{rendered}");
+}
+
+#[tokio::test]
+async fn e0408_memory_limit() {
+    let mut sources = SourceMap::new();
+    let path = Path::new("examples/shop/segql.toml");
+    let catalog = Catalog::load(path, &mut sources).expect("demo catalog");
+    let ctx = segql::new_context_with_memory_limit(Some(10_000));
+    let mut session = Session::with_context(catalog, ctx, sources, true)
+        .await
+        .expect("demo");
+    session
+        .add_file(Path::new("examples/shop/segments.seg"))
+        .expect("demo segments");
+    let rendered = session
+        .counts(&[])
+        .await
+        .expect_err("10 KB is not enough")
+        .render(false);
+    assert_code("E0408", &rendered);
+    assert!(rendered.contains("--memory-limit"), "{rendered}");
+}
+
 #[test]
 fn every_documented_code_is_tested() {
     let docs = std::fs::read_to_string("docs/diagnostics.md").expect("docs/diagnostics.md");

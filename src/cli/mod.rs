@@ -43,6 +43,13 @@ struct Common {
     /// How diagnostics are printed
     #[arg(long, global = true, value_enum, default_value_t = DiagnosticsFormat::Human)]
     diagnostics: DiagnosticsFormat,
+    /// Memory an evaluation may use, e.g. 512MB or 2GiB (default: no limit); sorts and
+    /// grouping spill to disk beyond it
+    #[arg(long, global = true, value_name = "SIZE", value_parser = parse_size)]
+    memory_limit: Option<usize>,
+    /// Stop `run`, `count` and `why` when the evaluation takes longer, e.g. 30s, 5min, 1h
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
+    timeout: Option<std::time::Duration>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -177,6 +184,61 @@ enum Format {
     Parquet,
 }
 
+/// `512MB`, `2GiB`, `100000` (bytes): decimal (KB, MB, GB) and binary (KiB, MiB, GiB) units.
+fn parse_size(text: &str) -> Result<usize, String> {
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(split);
+    let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" | "k" => 1e3,
+        "mb" | "m" => 1e6,
+        "gb" | "g" => 1e9,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        _ => {
+            return Err(format!(
+                "`{text}` is not a size; write e.g. `512MB` or `2GiB`"
+            ));
+        }
+    };
+    match number.parse::<f64>() {
+        Ok(n) if n > 0.0 => Ok((n * factor) as usize),
+        _ => Err(format!(
+            "`{text}` is not a size; write e.g. `512MB` or `2GiB`"
+        )),
+    }
+}
+
+/// `30s`, `5min`, `1h`, `250ms`.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(split);
+    let seconds: f64 = match unit.trim() {
+        "ms" => 1e-3,
+        "s" => 1.0,
+        "min" | "m" => 60.0,
+        "h" => 3600.0,
+        _ => {
+            return Err(format!(
+                "`{text}` is not a duration; write e.g. `30s`, `5min` or `1h`"
+            ));
+        }
+    };
+    match number.parse::<f64>() {
+        Ok(n) if n > 0.0 => Ok(std::time::Duration::from_secs_f64(n * seconds)),
+        _ => Err(format!(
+            "`{text}` is not a duration; write e.g. `30s`, `5min` or `1h`"
+        )),
+    }
+}
+
 fn parse_time(text: &str) -> Result<i64, String> {
     segql::syntax::parse_timestamp(text).ok_or_else(|| {
         format!("`{text}` is not a time; write `1998-07-01` or `1998-07-01T12:00:00Z`")
@@ -307,7 +369,7 @@ async fn open_session(
             to_load.push(file.clone());
         }
     }
-    let ctx = segql::new_context();
+    let ctx = segql::new_context_with_memory_limit(common.memory_limit);
     let mut session = Session::with_context(catalog, ctx, sources, require_data).await?;
     // Parse and check all files together so every error of every file is reported.
     let mut texts = Vec::new();
@@ -346,14 +408,19 @@ async fn session_for(
 }
 
 /// Runs `evaluation` together with the profile-key check (`E0406`), which reads the
-/// profile keys while the evaluation reads the events; a failed check wins.
+/// profile keys while the evaluation reads the events; a failed check wins. Both stop at
+/// `--timeout`.
 async fn checked<T>(
     session: &Session,
+    common: &Common,
     evaluation: impl std::future::Future<Output = Result<T, Report>>,
 ) -> Result<T, Report> {
-    let (keys, result) = tokio::join!(session.check_profile_keys(), evaluation);
-    keys?;
-    result
+    let both = async {
+        let (keys, result) = tokio::join!(session.check_profile_keys(), evaluation);
+        keys?;
+        result
+    };
+    session.with_timeout(common.timeout, both).await
 }
 
 async fn check(files: &[PathBuf], common: &Common) -> ExitCode {
@@ -506,11 +573,11 @@ async fn run_segments(
         Err(report) => return printer.report(&report),
     };
     if output.explain_analyze {
-        return explain_analyze(&session, plan, &printer).await;
+        return explain_analyze(&session, plan, common, &printer).await;
     }
     let schema = plan.schema().as_arrow().clone();
     let progress = Progress::start(evaluating(names.len()));
-    let executed = checked(&session, session.execute(plan)).await;
+    let executed = checked(&session, common, session.execute(plan)).await;
     progress.finish();
     let batches = match executed {
         Ok(batches) => batches,
@@ -547,9 +614,14 @@ fn evaluating(segments: usize) -> String {
 }
 
 /// `--explain-analyze`: runs the plan and prints the physical plan with its metrics.
-async fn explain_analyze(session: &Session, plan: LogicalPlan, printer: &Printer) -> ExitCode {
+async fn explain_analyze(
+    session: &Session,
+    plan: LogicalPlan,
+    common: &Common,
+    printer: &Printer,
+) -> ExitCode {
     let progress = Progress::start("evaluating, with metrics");
-    let explained = checked(session, session.explain_analyze(plan)).await;
+    let explained = checked(session, common, session.explain_analyze(plan)).await;
     progress.finish();
     match explained {
         Ok(text) => print_stdout(&text),
@@ -573,13 +645,13 @@ async fn count(
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     if explain {
         return match session.plan_counts(&names) {
-            Ok(plan) => explain_analyze(&session, plan, &printer).await,
+            Ok(plan) => explain_analyze(&session, plan, common, &printer).await,
             Err(report) => printer.report(&report),
         };
     }
     let started = std::time::Instant::now();
     let progress = Progress::start(evaluating(names.len()));
-    let counted = checked(&session, session.counts(&names)).await;
+    let counted = checked(&session, common, session.counts(&names)).await;
     progress.finish();
     let counts = match counted {
         Ok(counts) => counts,
@@ -616,7 +688,13 @@ async fn why(
         Ok(session) => session,
         Err(code) => return code,
     };
-    match checked(&session, segql::explain::why(&session, segment, key)).await {
+    match checked(
+        &session,
+        common,
+        segql::explain::why(&session, segment, key),
+    )
+    .await
+    {
         Ok(text) => print_stdout(&text),
         Err(report) => printer.report(&report),
     }
