@@ -202,10 +202,11 @@ impl Catalog {
 
     /// Finds `segql.toml` in `start` or one of its parents.
     pub fn find(start: &Path) -> Option<PathBuf> {
-        let start = if start.is_file() {
-            start.parent()?
-        } else {
-            start
+        let start = match start.parent() {
+            // `segments.seg` alone has the parent "": the current directory.
+            Some(parent) if start.is_file() && parent.as_os_str().is_empty() => Path::new("."),
+            Some(parent) if start.is_file() => parent,
+            _ => start,
         };
         let absolute = std::fs::canonicalize(start).ok()?;
         absolute
@@ -394,8 +395,10 @@ impl Catalog {
             let profile_key = profiles.column(&profiles.key).and_then(|c| c.ty.clone());
             for (event, config) in events.iter().zip(&self.events) {
                 let event_key = event.column(&event.key).and_then(|c| c.ty.clone());
+                // An event table without rows (key of type null) joins with any key.
                 if let (Some(a), Some(b)) = (&profile_key, &event_key)
                     && a != b
+                    && *b != Type::Null
                 {
                     diagnostics.push(self.located(
                         Diagnostic::error(
@@ -473,6 +476,25 @@ impl Catalog {
         };
         for (name, ty) in &table.columns {
             match columns.iter_mut().find(|c| &c.name == name) {
+                Some(column) if !declarable(column.ty.as_ref(), ty) => {
+                    let stored = column.ty.as_ref().map(Type::to_string);
+                    diagnostics.push(self.located(
+                        Diagnostic::error(
+                            "E0303",
+                            format!(
+                                "`{}` declares column `{name}` as {ty}, but its source holds {} values",
+                                table.name,
+                                stored.as_deref().unwrap_or(&column.source_type)
+                            ),
+                        )
+                        .with_help(format!(
+                            "converting them would change values; declare it as {}, or fix the data",
+                            stored.as_deref().unwrap_or("its source type")
+                        )),
+                        table.spans.columns,
+                        "type differs from the data",
+                    ));
+                }
                 Some(column) => column.ty = Some(ty.clone()),
                 None if source_schema.is_none() => columns.push(ColumnSchema {
                     name: name.clone(),
@@ -521,6 +543,8 @@ impl Catalog {
                     );
                     diagnostics.push(self.located(diagnostic, span, "unknown column"));
                 }
+                // A column with no values (an empty CSV file) fits any role.
+                Some(column) if column.ty == Some(Type::Null) => {}
                 Some(column) if !column.ty.as_ref().is_some_and(|t| allowed.contains(t)) => {
                     ok = false;
                     let expected: Vec<String> = allowed.iter().map(|t| t.to_string()).collect();
@@ -644,6 +668,18 @@ pub fn language_type(data_type: &DataType) -> Option<Type> {
         Null => Type::Null,
         _ => return None,
     })
+}
+
+/// Whether a column stored as `stored` may be declared `declared`: the same type, an
+/// integer read as a float, text (parsed when read; a value that does not parse is an
+/// evaluation error) or no values at all. Anything else would change values silently.
+fn declarable(stored: Option<&Type>, declared: &Type) -> bool {
+    match stored {
+        // Text is parsed when read; an all-null column (an empty CSV file) holds nothing.
+        None | Some(Type::String | Type::Null) => true,
+        Some(Type::Int) => matches!(declared, Type::Int | Type::Float),
+        Some(stored) => stored == declared,
+    }
 }
 
 /// Parses a declared type name: `int`, `list<string>`, ...
