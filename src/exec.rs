@@ -124,10 +124,12 @@ pub fn runtime_error(error: &DataFusionError) -> Diagnostic {
     if is_plan_bug {
         return crate::internal_error(&first);
     }
-    if matches!(error.find_root(), DataFusionError::ResourcesExhausted(_)) {
+    if let DataFusionError::ResourcesExhausted(detail) = error.find_root() {
+        // DataFusion's own advice names its configuration key, not the CLI option.
+        let detail = detail.split(". Consider").next().unwrap_or(detail);
         return Diagnostic::error(
             "E0408",
-            format!("the evaluation needs more memory than the memory limit allows: {first}"),
+            format!("the evaluation needs more memory than the memory limit allows ({detail})"),
         )
         .with_help("raise `--memory-limit`; sorts and grouping already spill to disk, so the rest of the plan needs the memory (fewer segments at once need less)");
     }
