@@ -3,6 +3,7 @@
 pub mod ast;
 mod errors;
 mod parser;
+pub mod print;
 
 pub use parser::{MAX_BRACKET_NESTING, MAX_NESTING, parse_expression, parse_file, parse_timestamp};
 
