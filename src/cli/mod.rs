@@ -184,14 +184,20 @@ enum Format {
     Parquet,
 }
 
-/// `512MB`, `2GiB`, `100000` (bytes): decimal (KB, MB, GB) and binary (KiB, MiB, GiB) units.
-fn parse_size(text: &str) -> Result<usize, String> {
+/// `"2.5 GiB"` -> `("2.5", "GiB")`: the leading number and the unit after it.
+fn amount_and_unit(text: &str) -> (&str, &str) {
     let trimmed = text.trim();
     let split = trimmed
         .find(|c: char| !c.is_ascii_digit() && c != '.')
         .unwrap_or(trimmed.len());
     let (number, unit) = trimmed.split_at(split);
-    let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+    (number, unit.trim())
+}
+
+/// `512MB`, `2GiB`, `100000` (bytes): decimal (KB, MB, GB) and binary (KiB, MiB, GiB) units.
+fn parse_size(text: &str) -> Result<usize, String> {
+    let (number, unit) = amount_and_unit(text);
+    let factor: f64 = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 1.0,
         "kb" | "k" => 1e3,
         "mb" | "m" => 1e6,
@@ -215,12 +221,8 @@ fn parse_size(text: &str) -> Result<usize, String> {
 
 /// `30s`, `5min`, `1h`, `250ms`.
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let trimmed = text.trim();
-    let split = trimmed
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(trimmed.len());
-    let (number, unit) = trimmed.split_at(split);
-    let seconds: f64 = match unit.trim() {
+    let (number, unit) = amount_and_unit(text);
+    let seconds: f64 = match unit {
         "ms" => 1e-3,
         "s" => 1.0,
         "min" | "m" => 60.0,

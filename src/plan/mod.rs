@@ -231,17 +231,9 @@ impl<'a> Planner<'a> {
     /// The events one profile's measure counts: time (and the measured column), by time.
     pub fn measure_events(&self, id: usize, key: Expr, limit: usize) -> Result<LogicalPlan> {
         let measure = &self.program.measures[id];
-        let table = self.catalog.event(&measure.event).ok_or_else(|| {
-            DataFusionError::Plan(format!("unknown event table `{}`", measure.event))
-        })?;
+        let table = self.event_table(&measure.event)?;
         let time_name = table.time.clone().unwrap_or_default();
-        let mut columns = BTreeSet::from([table.key.clone(), time_name.clone()]);
-        if let Some(column) = &measure.column {
-            columns.insert(column.clone());
-        }
-        if let Some(filter) = &measure.filter {
-            collect_event_columns(filter, &mut columns);
-        }
+        let columns = self.pass_columns(table, &[id]);
         let profile_key_type = self
             .catalog
             .profiles
@@ -438,42 +430,12 @@ impl<'a> Planner<'a> {
         ids: &[usize],
         profile_key_type: &Type,
     ) -> Result<LogicalPlan> {
-        let table = self
-            .catalog
-            .event(event)
-            .ok_or_else(|| DataFusionError::Plan(format!("unknown event table `{event}`")))?;
+        let table = self.event_table(event)?;
         let time_name = table.time.clone().unwrap_or_default();
-        let mut columns = BTreeSet::from([table.key.clone(), time_name.clone()]);
-        for &id in ids {
-            let measure = &self.program.measures[id];
-            if let Some(column) = &measure.column {
-                columns.insert(column.clone());
-            }
-            if let Some(filter) = &measure.filter {
-                collect_event_columns(filter, &mut columns);
-            }
-        }
-        let stored = self
-            .tables
-            .get(&table.name)?
-            .schema()
-            .field_with_name(&time_name)
-            .map(|f| f.data_type().clone())
-            .ok();
-        let time = TimeColumn::new(&time_name, stored.as_ref());
-        // Events after `now` never count, and the windows of all measures bound the scan
-        // too, so Parquet row groups outside every window are skipped.
+        let columns = self.pass_columns(table, ids);
+        let time = self.time_column(table)?;
         let bounds = self.scan_bounds(ids);
-        let mut scan_filter = time.at_most(self.as_of);
-        if let Some(start) = bounds.start {
-            scan_filter = scan_filter.and(time.at_least(start));
-        }
-        if let Some(end) = bounds.end {
-            scan_filter = scan_filter.and(time.before(end));
-        }
-        if let Some(filter) = &bounds.filter {
-            scan_filter = scan_filter.and(expr::lower_event(filter, self.as_of)?);
-        }
+        let scan_filter = self.scan_filter(&time, &bounds)?;
         let mut aggregates = Vec::new();
         for &id in ids {
             aggregates.push(
@@ -525,34 +487,13 @@ impl<'a> Planner<'a> {
         profile_key_type: &Type,
     ) -> Result<LogicalPlan> {
         let measure = &self.program.measures[id];
-        let table = self.catalog.event(&measure.event).ok_or_else(|| {
-            DataFusionError::Plan(format!("unknown event table `{}`", measure.event))
-        })?;
+        let table = self.event_table(&measure.event)?;
         let time_name = table.time.clone().unwrap_or_default();
         let value_name = measure.column.clone().unwrap_or_default();
-        let mut columns =
-            BTreeSet::from([table.key.clone(), time_name.clone(), value_name.clone()]);
-        if let Some(filter) = &measure.filter {
-            collect_event_columns(filter, &mut columns);
-        }
-        let stored = self
-            .tables
-            .get(&table.name)?
-            .schema()
-            .field_with_name(&time_name)
-            .map(|f| f.data_type().clone())
-            .ok();
-        let time = TimeColumn::new(&time_name, stored.as_ref());
-        let mut condition = time.at_most(self.as_of);
-        if let Some(start) = measure.window.start {
-            condition = condition.and(time.at_least(start.resolve(self.as_of)));
-        }
-        if let Some(end) = measure.window.end {
-            condition = condition.and(time.before(end.resolve(self.as_of)));
-        }
-        if let Some(filter) = &measure.filter {
-            condition = condition.and(expr::lower_event(filter, self.as_of)?);
-        }
+        let columns = self.pass_columns(table, &[id]);
+        let time = self.time_column(table)?;
+        // A pass of one measure: its window and filter are the whole scan filter.
+        let condition = self.scan_filter(&time, &self.scan_bounds(&[id]))?;
         let raw = time.is_raw().then_some(time_name.as_str());
         let value = col(Column::from_name(value_name.as_str()));
         self.normalized_scan_keeping(table, &columns, Some(profile_key_type), raw)?
@@ -570,6 +511,59 @@ impl<'a> Planner<'a> {
             )?
             .alias(alias)?
             .build()
+    }
+
+    fn event_table(&self, event: &str) -> Result<&'a TableSchema> {
+        self.catalog
+            .event(event)
+            .ok_or_else(|| DataFusionError::Plan(format!("unknown event table `{event}`")))
+    }
+
+    /// The columns a pass over `table` reads for the measures `ids`: the key, the time,
+    /// the measured columns and the columns their filters use.
+    fn pass_columns(&self, table: &TableSchema, ids: &[usize]) -> BTreeSet<String> {
+        let time_name = table.time.clone().unwrap_or_default();
+        let mut columns = BTreeSet::from([table.key.clone(), time_name]);
+        for &id in ids {
+            let measure = &self.program.measures[id];
+            if let Some(column) = &measure.column {
+                columns.insert(column.clone());
+            }
+            if let Some(filter) = &measure.filter {
+                collect_event_columns(filter, &mut columns);
+            }
+        }
+        columns
+    }
+
+    /// The time column of an event table as window conditions compare it.
+    fn time_column(&self, table: &TableSchema) -> Result<TimeColumn> {
+        let time_name = table.time.clone().unwrap_or_default();
+        let stored = self
+            .tables
+            .get(&table.name)?
+            .schema()
+            .field_with_name(&time_name)
+            .map(|f| f.data_type().clone())
+            .ok();
+        Ok(TimeColumn::new(&time_name, stored.as_ref()))
+    }
+
+    /// The `WHERE` of a pass: events after `now` never count, and the bounds shared by all
+    /// its measures apply in the scan too, so Parquet row groups outside every window are
+    /// skipped.
+    fn scan_filter(&self, time: &TimeColumn, bounds: &ScanBounds) -> Result<Expr> {
+        let mut filter = time.at_most(self.as_of);
+        if let Some(start) = bounds.start {
+            filter = filter.and(time.at_least(start));
+        }
+        if let Some(end) = bounds.end {
+            filter = filter.and(time.before(end));
+        }
+        if let Some(shared) = &bounds.filter {
+            filter = filter.and(expr::lower_event(shared, self.as_of)?);
+        }
+        Ok(filter)
     }
 
     /// The time range of a grouped pass: the earliest start of the measures' windows when
