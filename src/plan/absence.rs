@@ -85,11 +85,15 @@ fn evaluate(expr: &TypedExpr, absent: &[usize], program: &Program) -> Abstract {
             _ => Unknown,
         },
         IrExpr::Binary { op, lhs, rhs } => binary(*op, eval(lhs), eval(rhs)),
-        IrExpr::Between { expr, low, high } => match (eval(expr), eval(low), eval(high)) {
-            (Null, _, _) | (_, Null, _) | (_, _, Null) => Null,
-            (Number(e), Number(l), Number(h)) => Bool(l <= e && e <= h),
-            _ => Unknown,
-        },
+        // `e between l and h` is `e >= l and e <= h`: with one bound null it can still be FALSE.
+        IrExpr::Between { expr, low, high } => {
+            let value = eval(expr);
+            binary(
+                BinaryOp::And,
+                binary(BinaryOp::GtEq, value.clone(), eval(low)),
+                binary(BinaryOp::LtEq, value, eval(high)),
+            )
+        }
         // `null in [..]` is null, as in SQL.
         IrExpr::InList {
             expr,
@@ -189,8 +193,7 @@ fn arithmetic_or_comparison(op: BinaryOp, l: f64, r: f64) -> Abstract {
         BinaryOp::Add => Number(l + r),
         BinaryOp::Sub => Number(l - r),
         BinaryOp::Mul => Number(l * r),
-        // Division and remainder by zero are errors or null depending on types: not modelled.
-        BinaryOp::Div | BinaryOp::Rem if r == 0.0 => Unknown,
+        BinaryOp::Div | BinaryOp::Rem if r == 0.0 => Null,
         BinaryOp::Div => Number(l / r),
         BinaryOp::Rem => Number(l % r),
         BinaryOp::And | BinaryOp::Or => Unknown,
@@ -288,6 +291,11 @@ columns = { customer_id = "int", ts = "timestamp" }
         );
         assert_eq!(needs("age > 30").await, NONE);
         assert_eq!(needs("age > 30 and purchased").await, ["purchased"]);
+        // FALSE with a null bound: `null >= 0` is null, but `1 <= 0` is false.
+        assert_eq!(
+            needs("(1 between max(purchased.amount) and 0) = false").await,
+            NONE
+        );
     }
 
     #[tokio::test]

@@ -1,11 +1,11 @@
 //! Typed expressions -> DataFusion `Expr`.
 
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::common::{Column, ScalarValue};
 use datafusion::error::Result;
 use datafusion::functions::expr_fn::{
     abs, asin, btrim, ceil, character_length, contains, cos, date_part, date_trunc, ends_with,
-    floor, radians, round, sin, sqrt, starts_with, upper,
+    floor, nullif, radians, round, sin, sqrt, starts_with, upper,
 };
 use datafusion::functions_nested::expr_fn::{array_has, array_has_all, array_has_any, make_array};
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator, binary_expr, cast, lit, when};
@@ -17,6 +17,8 @@ use crate::check::ir::*;
 /// Mean Earth radius used by `geo_distance_km`, in km.
 const EARTH_RADIUS_KM: f64 = 6371.0;
 const NANOS_PER_DAY: f64 = 86_400.0 * 1e9;
+/// What `trim` removes: spaces, tabs, line breaks, form and line feeds.
+const ASCII_WHITESPACE: &str = " \t\n\r\x0b\x0c";
 
 /// A timestamp literal in the normalized timestamp type.
 pub fn timestamp_literal(ns: i64) -> Expr {
@@ -130,7 +132,10 @@ fn lower(expr: &TypedExpr, as_of: i64, scope: Scope<'_>) -> Result<Expr> {
         }
         IrExpr::List(items) => make_array(items.iter().map(recurse).collect::<Result<Vec<_>>>()?),
         IrExpr::Not(inner) => Expr::Not(Box::new(recurse(inner)?)),
-        IrExpr::IsTrue(inner) => Expr::IsTrue(Box::new(recurse(inner)?)),
+        // `coalesce(c, false)`, not `c IS TRUE`: DataFusion 55 declares `IS TRUE` non-null in
+        // the logical plan but nullable in the physical one, and rejects a plan in which
+        // common-subexpression elimination has projected it into a column.
+        IrExpr::IsTrue(inner) => coalesce(vec![recurse(inner)?, lit(false)]),
         IrExpr::Negate(inner) => Expr::Negative(Box::new(recurse(inner)?)),
         IrExpr::Binary { op, lhs, rhs } => {
             let (l, r) = (recurse(lhs)?, recurse(rhs)?);
@@ -146,15 +151,23 @@ fn lower(expr: &TypedExpr, as_of: i64, scope: Scope<'_>) -> Result<Expr> {
                 BinaryOp::Add => Operator::Plus,
                 BinaryOp::Sub => Operator::Minus,
                 BinaryOp::Mul => Operator::Multiply,
-                // `/` always divides as floats.
+                // `/` always divides as floats; by zero, it is null.
                 BinaryOp::Div => {
                     return Ok(binary_expr(
                         cast(l, DataType::Float64),
                         Operator::Divide,
-                        cast(r, DataType::Float64),
+                        nullif(cast(r, DataType::Float64), lit(0.0f64)),
                     ));
                 }
-                BinaryOp::Rem => Operator::Modulo,
+                // The remainder of a division by zero is null too (not an error, not NaN).
+                BinaryOp::Rem => {
+                    let zero = if rhs.ty == Type::Float {
+                        lit(0.0f64)
+                    } else {
+                        lit(0i64)
+                    };
+                    return Ok(binary_expr(l, Operator::Modulo, nullif(r, zero)));
+                }
             };
             if *op == BinaryOp::Sub && lhs.ty == Type::Timestamp && rhs.ty == Type::Timestamp {
                 // timestamp - timestamp: a duration in nanoseconds.
@@ -163,10 +176,7 @@ fn lower(expr: &TypedExpr, as_of: i64, scope: Scope<'_>) -> Result<Expr> {
                     Operator::Minus,
                     cast(r, DataType::Int64),
                 );
-                return Ok(cast(
-                    nanos,
-                    DataType::Duration(datafusion::arrow::datatypes::TimeUnit::Nanosecond),
-                ));
+                return Ok(cast(nanos, DataType::Duration(TimeUnit::Nanosecond)));
             }
             Expr::BinaryExpr(BinaryExpr::new(Box::new(l), operator, Box::new(r)))
         }
@@ -243,7 +253,7 @@ fn lower_function(function: Function, mut args: Vec<Expr>, as_of: i64) -> Result
     Ok(match function {
         Function::Lower => datafusion::functions::expr_fn::lower(arg(0)),
         Function::Upper => upper(arg(0)),
-        Function::Trim => btrim(vec![arg(0)]),
+        Function::Trim => btrim(vec![arg(0), lit(ASCII_WHITESPACE)]),
         Function::Length => cast(character_length(arg(0)), DataType::Int64),
         Function::Abs => abs(arg(0)),
         Function::Round => round(vec![arg(0)]),
@@ -259,7 +269,16 @@ fn lower_function(function: Function, mut args: Vec<Expr>, as_of: i64) -> Result
             )
         }
         Function::DateTrunc => date_trunc(arg(0), arg(1)),
-        Function::Year => cast(date_part(lit("year"), arg(0)), DataType::Int64),
+        // DataFusion rewrites `date_part('year', t) > 1600` into a range of `t`, and with a
+        // year a nanosecond timestamp cannot hold, the range is unbounded and no row
+        // matches. Microseconds hold every year chrono knows, so the range is exact.
+        Function::Year => cast(
+            date_part(
+                lit("year"),
+                cast(arg(0), DataType::Timestamp(TimeUnit::Microsecond, None)),
+            ),
+            DataType::Int64,
+        ),
         Function::Month => cast(date_part(lit("month"), arg(0)), DataType::Int64),
         Function::DayOfWeek => cast(date_part(lit("dow"), arg(0)), DataType::Int64),
         Function::GeoDistanceKm => {
