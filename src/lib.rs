@@ -49,6 +49,7 @@ pub mod plan;
 pub mod render;
 #[cfg(feature = "cli")]
 pub mod repl;
+pub mod sql;
 pub mod syntax;
 
 use std::path::Path;
@@ -424,6 +425,31 @@ impl Session {
             many => self.planner().members_of_many(many, &with),
         };
         planned.map_err(|e| Report::new(internal_error(&e.to_string()).into(), &self.sources))
+    }
+
+    /// One SQL query for another engine listing the members of segment `name` (the profile
+    /// key, then `with` columns), in `dialect`, over tables named by `naming`.
+    pub fn segment_sql(
+        &self,
+        name: &str,
+        with: &[&str],
+        dialect: sql::SqlDialect,
+        naming: &sql::TableNaming,
+    ) -> Result<String, Report> {
+        let segment = self.segments(&[name])?[0];
+        let with = self.output_columns(with)?;
+        self.planner()
+            .portable()
+            .members(&segment.condition, &with)
+            .and_then(|plan| sql::plan_to_sql(&plan, dialect, naming))
+            .map_err(|e| {
+                let diagnostic = Diagnostic::error(
+                    "E0409",
+                    format!("segment `{name}` cannot be written as {dialect} SQL: {e}"),
+                )
+                .with_help("run it with `segql run`, or try another `--dialect`");
+                Report::new(diagnostic.into(), &self.sources)
+            })
     }
 
     /// The plan listing the profiles matching an ad-hoc condition.

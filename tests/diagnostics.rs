@@ -408,6 +408,27 @@ async fn e0408_memory_limit() {
     assert!(rendered.contains("--memory-limit"), "{rendered}");
 }
 
+#[tokio::test]
+async fn e0409_no_sql_for_this_segment() {
+    let mut session = Session::open(Path::new("examples/shop/segql.toml"))
+        .await
+        .expect("demo");
+    session
+        .add_source("long.seg", "segment long_members = now - signup_ts > 30d")
+        .expect("checks");
+    let rendered = session
+        .segment_sql(
+            "long_members",
+            &[],
+            segql::sql::SqlDialect::Postgres,
+            &segql::sql::TableNaming::default(),
+        )
+        .expect_err("durations have no SQL")
+        .render(false);
+    assert_code("E0409", &rendered);
+    assert!(rendered.contains("long_members"), "{rendered}");
+}
+
 #[test]
 fn every_documented_code_is_tested() {
     let docs = std::fs::read_to_string("docs/diagnostics.md").expect("docs/diagnostics.md");

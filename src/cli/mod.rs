@@ -10,6 +10,7 @@ use datafusion::logical_expr::LogicalPlan;
 use segql::catalog::Catalog;
 use segql::diagnostic::{Diagnostic, Diagnostics, SourceMap};
 use segql::exec::OutputFormat;
+use segql::sql::{SqlDialect, TableNaming};
 use segql::{Report, Session, render};
 
 mod progress;
@@ -76,6 +77,15 @@ enum Command {
         /// The stage to print
         #[arg(long, value_enum, default_value_t = Emit::Plan)]
         emit: Emit,
+        /// The SQL dialect of `--emit sql`
+        #[arg(long, value_enum, default_value_t = SqlDialect::Postgres)]
+        dialect: SqlDialect,
+        /// With `--emit sql`: the schema (or BigQuery dataset) holding the tables
+        #[arg(long, value_name = "NAME")]
+        schema: Option<String>,
+        /// With `--emit sql`: a prefix of every table name
+        #[arg(long, value_name = "PREFIX")]
+        table_prefix: Option<String>,
         /// Evaluation time (default: the catalog's `as_of`, else now)
         #[arg(long, value_name = "TIME", value_parser = parse_time)]
         as_of: Option<i64>,
@@ -174,6 +184,8 @@ enum Emit {
     Optimized,
     /// DataFusion's physical plan (what runs, with partitions and pushed-down predicates)
     Physical,
+    /// One SQL query for another engine (see `--dialect`), returning the members' keys
+    Sql,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -284,9 +296,18 @@ pub async fn run(cli: Cli) -> ExitCode {
             file,
             segment,
             emit,
+            dialect,
+            schema,
+            table_prefix,
             as_of,
             common,
-        } => compile(&file, &segment, emit, as_of, &common).await,
+        } => {
+            let naming = TableNaming {
+                schema,
+                prefix: table_prefix,
+            };
+            compile(&file, &segment, (emit, dialect, &naming), as_of, &common).await
+        }
         Command::Run {
             file,
             segment,
@@ -448,7 +469,7 @@ async fn check(files: &[PathBuf], common: &Common) -> ExitCode {
 async fn compile(
     file: &Path,
     segment: &str,
-    emit: Emit,
+    (emit, dialect, naming): (Emit, SqlDialect, &TableNaming),
     as_of: Option<i64>,
     common: &Common,
 ) -> ExitCode {
@@ -475,6 +496,10 @@ async fn compile(
         }
         Emit::Ir => match session.segments(&[segment]) {
             Ok(segments) => segql::check::display::segment_ir(segments[0], session.program()),
+            Err(report) => return printer.report(&report),
+        },
+        Emit::Sql => match session.segment_sql(segment, &[], dialect, naming) {
+            Ok(sql) => sql + ";\n",
             Err(report) => return printer.report(&report),
         },
         Emit::Plan | Emit::Optimized | Emit::Physical => {

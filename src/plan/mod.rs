@@ -113,6 +113,8 @@ pub struct Planner<'a> {
     tables: &'a Tables,
     /// Evaluation time, nanoseconds since the epoch.
     as_of: i64,
+    /// Plans for SQL text (`crate::sql`) rather than for DataFusion to run.
+    portable: bool,
 }
 
 impl<'a> Planner<'a> {
@@ -127,6 +129,17 @@ impl<'a> Planner<'a> {
             catalog,
             tables,
             as_of,
+            portable: false,
+        }
+    }
+
+    /// A planner whose plans unparse to SQL other engines run: the profiles are the left
+    /// input of every join (DataFusion's unparser mis-nests a join whose right input is a
+    /// join), whichever side DataFusion would rather build its hash table on.
+    pub fn portable(self) -> Planner<'a> {
+        Planner {
+            portable: true,
+            ..self
         }
     }
 
@@ -359,9 +372,27 @@ impl<'a> Planner<'a> {
             // The measures are the join's left (build) side and the profiles its right
             // (probe) side: DataFusion builds the hash table on the left, and the narrow
             // measures build it in a fraction of the time and memory the wide profiles do.
-            let join = match condition {
-                Some(c) if absence::requires_rows(c, &ids, self.program) => JoinType::Inner,
-                _ => JoinType::Right,
+            let inner = condition.is_some_and(|c| absence::requires_rows(c, &ids, self.program));
+            if self.portable {
+                builder = builder.join(
+                    measures_plan,
+                    if inner {
+                        JoinType::Inner
+                    } else {
+                        JoinType::Left
+                    },
+                    (
+                        vec![Column::new(Some(PROFILES_ALIAS), profiles.key.as_str())],
+                        vec![Column::new(Some(alias.as_str()), "__key")],
+                    ),
+                    None,
+                )?;
+                continue;
+            }
+            let join = if inner {
+                JoinType::Inner
+            } else {
+                JoinType::Right
             };
             builder = LogicalPlanBuilder::from(measures_plan).join(
                 builder.build()?,
@@ -655,6 +686,27 @@ impl<'a> Planner<'a> {
             }
         };
         match condition {
+            // Engines without `FILTER` (MySQL, BigQuery) take the value only where the
+            // condition holds: `count(CASE WHEN c THEN 1 END)`, `sum(CASE WHEN c THEN x END)`.
+            Some(condition) if self.portable => {
+                let argument = match measure.aggregate {
+                    Aggregate::Exists | Aggregate::Count => lit(1),
+                    _ => value(),
+                };
+                let only_matching = when(condition, argument).end()?;
+                Ok(match measure.aggregate {
+                    Aggregate::Exists | Aggregate::Count | Aggregate::CountValues => {
+                        count(only_matching)
+                    }
+                    Aggregate::Sum => sum(only_matching),
+                    Aggregate::Avg => avg(only_matching),
+                    // `first`/`last` of the time column (others return above).
+                    Aggregate::Min | Aggregate::First => min(only_matching),
+                    Aggregate::Max | Aggregate::Last | Aggregate::CountDistinct => {
+                        max(only_matching)
+                    }
+                })
+            }
             Some(condition) => aggregate.filter(condition).build(),
             None => Ok(aggregate),
         }
