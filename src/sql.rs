@@ -6,14 +6,18 @@
 //! names, optionally qualified with a schema or given a prefix.
 
 use std::fmt;
+use std::sync::Arc;
 
+use datafusion::arrow::datatypes::TimeUnit;
 use datafusion::common::TableReference;
 use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::error::Result;
-use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder, TableScan};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, TableScan};
+use datafusion::sql::sqlparser::ast::{self, BinaryOperator};
 use datafusion::sql::unparser::Unparser;
 use datafusion::sql::unparser::dialect::{
-    BigQueryDialect, DuckDBDialect, MySqlDialect, PostgreSqlDialect, SqliteDialect,
+    BigQueryDialect, CharacterLengthStyle, DateFieldExtractStyle, Dialect, DistinctFromStyle,
+    DuckDBDialect, IntervalStyle, MySqlDialect, PostgreSqlDialect, SqliteDialect,
 };
 
 /// The engines SegQL writes SQL for.
@@ -80,14 +84,25 @@ pub fn plan_to_sql(
     naming: &TableNaming,
 ) -> Result<String> {
     let plan = rename_tables(plan.clone(), naming)?;
-    let statement = match dialect {
-        SqlDialect::Postgres => Unparser::new(&PostgreSqlDialect {}).plan_to_sql(&plan)?,
-        SqlDialect::Duckdb => Unparser::new(&DuckDBDialect::new()).plan_to_sql(&plan)?,
-        SqlDialect::Mysql => Unparser::new(&MySqlDialect {}).plan_to_sql(&plan)?,
-        SqlDialect::Sqlite => Unparser::new(&SqliteDialect {}).plan_to_sql(&plan)?,
-        SqlDialect::Bigquery => Unparser::new(&BigQueryDialect {}).plan_to_sql(&plan)?,
+    let (postgres, duckdb, mysql, sqlite, bigquery) = (
+        PostgreSqlDialect {},
+        DuckDBDialect::new(),
+        MySqlDialect {},
+        SqliteDialect {},
+        BigQueryDialect {},
+    );
+    let base: &dyn Dialect = match dialect {
+        SqlDialect::Postgres => &postgres,
+        SqlDialect::Duckdb => &duckdb,
+        SqlDialect::Mysql => &mysql,
+        SqlDialect::Sqlite => &sqlite,
+        SqlDialect::Bigquery => &bigquery,
     };
-    Ok(statement.to_string())
+    let target = Target {
+        kind: dialect,
+        base,
+    };
+    Ok(Unparser::new(&target).plan_to_sql(&plan)?.to_string())
 }
 
 /// Points every table scan at the table's name in the target database.
@@ -111,4 +126,161 @@ fn rename_tables(plan: LogicalPlan, naming: &TableNaming) -> Result<LogicalPlan>
         other => Ok(Transformed::no(other)),
     })
     .map(|t| t.data)
+}
+
+/// The target dialect: DataFusion's for `base`, with SegQL's rewrites of the functions the
+/// engine names or lacks.
+struct Target<'d> {
+    kind: SqlDialect,
+    base: &'d dyn Dialect,
+}
+
+/// Parses an expression written in the target's SQL, for function rewrites that are easier
+/// to read as text; the arguments are already SQL, escaped by the unparser.
+fn parse_expr(kind: SqlDialect, text: &str) -> Result<ast::Expr> {
+    use datafusion::sql::sqlparser::dialect as parser_dialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+    let dialect: Box<dyn parser_dialect::Dialect> = match kind {
+        SqlDialect::Postgres => Box::new(parser_dialect::PostgreSqlDialect {}),
+        SqlDialect::Duckdb => Box::new(parser_dialect::DuckDbDialect {}),
+        SqlDialect::Mysql => Box::new(parser_dialect::MySqlDialect {}),
+        SqlDialect::Sqlite => Box::new(parser_dialect::SQLiteDialect {}),
+        SqlDialect::Bigquery => Box::new(parser_dialect::BigQueryDialect {}),
+    };
+    let expr = Parser::new(dialect.as_ref())
+        .try_with_sql(text)
+        .and_then(|mut parser| parser.parse_expr())
+        .map_err(|e| DataFusionError::Internal(format!("rewritten SQL `{text}`: {e}")))?;
+    Ok(ast::Expr::Nested(Box::new(expr)))
+}
+
+impl Target<'_> {
+    /// SegQL's rewrite of a call, as SQL text, if the target needs one.
+    fn rewrite(&self, name: &str, args: &[String]) -> Option<String> {
+        use SqlDialect::*;
+        let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or("NULL");
+        let (a, b) = (arg(0), arg(1));
+        Some(match (self.kind, name) {
+            // `trim` removes ASCII whitespace (`btrim(s, chars)` in DataFusion).
+            (Duckdb | Sqlite, "btrim") => format!("trim({a}, {b})"),
+            (Mysql, "btrim") => {
+                format!("regexp_replace({a}, '^[[:space:]]+|[[:space:]]+$', '')")
+            }
+            (Postgres, "contains") => format!("strpos({a}, {b}) > 0"),
+            (Mysql, "contains") => format!("locate({b}, {a}) > 0"),
+            (Sqlite, "contains") => format!("instr({a}, {b}) > 0"),
+            (Mysql, "starts_with") => format!("left({a}, char_length({b})) = {b}"),
+            (Sqlite, "starts_with") => format!("substr({a}, 1, length({b})) = {b}"),
+            (Postgres | Mysql, "ends_with") => format!("right({a}, char_length({b})) = {b}"),
+            (Sqlite, "ends_with") => {
+                format!("substr({a}, length({a}) - length({b}) + 1) = {b}")
+            }
+            (Postgres, "array_has_any") => format!("{a} && {b}"),
+            (Postgres, "array_has_all") => format!("{a} @> {b}"),
+            // `date_part(part, t)` for the parts SegQL uses.
+            (Mysql, "date_part") => match a.trim_matches('\'') {
+                "dow" => format!("dayofweek({b}) - 1"),
+                "year" => format!("year({b})"),
+                "month" => format!("month({b})"),
+                _ => return None,
+            },
+            (Sqlite, "date_part") => match a.trim_matches('\'') {
+                "dow" => format!("CAST(strftime('%w', {b}) AS INTEGER)"),
+                "year" => format!("CAST(strftime('%Y', {b}) AS INTEGER)"),
+                "month" => format!("CAST(strftime('%m', {b}) AS INTEGER)"),
+                _ => return None,
+            },
+            _ => return None,
+        })
+    }
+}
+
+impl Dialect for Target<'_> {
+    fn scalar_function_to_sql_overrides(
+        &self,
+        unparser: &Unparser,
+        func_name: &str,
+        args: &[Expr],
+    ) -> Result<Option<ast::Expr>> {
+        let texts = args
+            .iter()
+            .map(|a| unparser.expr_to_sql(a).map(|e| e.to_string()))
+            .collect::<Result<Vec<_>>>()?;
+        match self.rewrite(func_name, &texts) {
+            Some(text) => parse_expr(self.kind, &text).map(Some),
+            None => self
+                .base
+                .scalar_function_to_sql_overrides(unparser, func_name, args),
+        }
+    }
+
+    fn identifier_quote_style(&self, identifier: &str) -> Option<char> {
+        self.base.identifier_quote_style(identifier)
+    }
+    fn use_array_keyword_for_array_literals(&self) -> bool {
+        self.base.use_array_keyword_for_array_literals()
+    }
+    fn supports_nulls_first_in_sort(&self) -> bool {
+        self.base.supports_nulls_first_in_sort()
+    }
+    fn use_timestamp_for_date64(&self) -> bool {
+        self.base.use_timestamp_for_date64()
+    }
+    fn interval_style(&self) -> IntervalStyle {
+        self.base.interval_style()
+    }
+    fn float64_ast_dtype(&self) -> ast::DataType {
+        self.base.float64_ast_dtype()
+    }
+    fn utf8_cast_dtype(&self) -> ast::DataType {
+        self.base.utf8_cast_dtype()
+    }
+    fn large_utf8_cast_dtype(&self) -> ast::DataType {
+        self.base.large_utf8_cast_dtype()
+    }
+    fn date_field_extract_style(&self) -> DateFieldExtractStyle {
+        self.base.date_field_extract_style()
+    }
+    fn distinct_from_style(&self) -> DistinctFromStyle {
+        self.base.distinct_from_style()
+    }
+    fn character_length_style(&self) -> CharacterLengthStyle {
+        self.base.character_length_style()
+    }
+    fn int64_cast_dtype(&self) -> ast::DataType {
+        self.base.int64_cast_dtype()
+    }
+    fn int8_cast_dtype(&self) -> ast::DataType {
+        self.base.int8_cast_dtype()
+    }
+    fn int32_cast_dtype(&self) -> ast::DataType {
+        self.base.int32_cast_dtype()
+    }
+    fn timestamp_cast_dtype(&self, time_unit: &TimeUnit, tz: &Option<Arc<str>>) -> ast::DataType {
+        self.base.timestamp_cast_dtype(time_unit, tz)
+    }
+    fn date32_cast_dtype(&self) -> ast::DataType {
+        self.base.date32_cast_dtype()
+    }
+    fn supports_column_alias_in_table_alias(&self) -> bool {
+        self.base.supports_column_alias_in_table_alias()
+    }
+    fn requires_derived_table_alias(&self) -> bool {
+        self.base.requires_derived_table_alias()
+    }
+    fn division_operator(&self) -> BinaryOperator {
+        self.base.division_operator()
+    }
+    fn full_qualified_col(&self) -> bool {
+        self.base.full_qualified_col()
+    }
+    fn supports_qualify(&self) -> bool {
+        self.base.supports_qualify()
+    }
+    fn supports_empty_select_list(&self) -> bool {
+        self.base.supports_empty_select_list()
+    }
+    fn col_alias_overrides(&self, alias: &str) -> Result<Option<String>> {
+        self.base.col_alias_overrides(alias)
+    }
 }

@@ -527,7 +527,8 @@ impl<'a> Planner<'a> {
         let condition = self.scan_filter(&time, &self.scan_bounds(&[id]))?;
         let raw = time.is_raw().then_some(time_name.as_str());
         let value = col(Column::from_name(value_name.as_str()));
-        self.normalized_scan_keeping(table, &columns, Some(profile_key_type), raw)?
+        let mut pairs = self
+            .normalized_scan_keeping(table, &columns, Some(profile_key_type), raw)?
             .filter(condition)?
             .aggregate(
                 vec![
@@ -535,7 +536,13 @@ impl<'a> Planner<'a> {
                     value.clone().alias("__value"),
                 ],
                 Vec::<Expr>::new(),
-            )?
+            )?;
+        if self.portable {
+            // The unparser merges two stacked aggregates into one SELECT; a derived table
+            // keeps the distinct pairs a query of their own.
+            pairs = pairs.alias("__distinct")?;
+        }
+        pairs
             .aggregate(
                 vec![col("__key")],
                 vec![count(col("__value")).alias(measure_column(id))],
