@@ -179,12 +179,19 @@ impl Target<'_> {
             (Postgres, "array_has_all") => format!("{a} @> {b}"),
             // `date_part(part, t)` for the parts SegQL uses.
             (Mysql, "date_part") => match a.trim_matches('\'') {
+                "epoch" => {
+                    format!("timestampdiff(MICROSECOND, '1970-01-01 00:00:00', {b}) / 1000000.0")
+                }
                 "dow" => format!("dayofweek({b}) - 1"),
                 "year" => format!("year({b})"),
                 "month" => format!("month({b})"),
                 _ => return None,
             },
             (Sqlite, "date_part") => match a.trim_matches('\'') {
+                // Whole seconds, then the milliseconds SQLite's times carry.
+                "epoch" => format!(
+                    "CAST(strftime('%s', {b}) AS REAL) + CAST(strftime('%f', {b}) AS REAL) - CAST(strftime('%S', {b}) AS REAL)"
+                ),
                 "dow" => format!("CAST(strftime('%w', {b}) AS INTEGER)"),
                 "year" => format!("CAST(strftime('%Y', {b}) AS INTEGER)"),
                 "month" => format!("CAST(strftime('%m', {b}) AS INTEGER)"),

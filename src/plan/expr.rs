@@ -34,14 +34,19 @@ enum Scope<'p> {
     Event,
 }
 
-/// Lowers a profile-level expression.
-pub fn lower_profile(expr: &TypedExpr, as_of: i64, program: &Program) -> Result<Expr> {
-    lower(expr, as_of, Scope::Profile(program))
+/// Lowers a profile-level expression; `portable` for plans that become SQL text.
+pub fn lower_profile(
+    expr: &TypedExpr,
+    as_of: i64,
+    program: &Program,
+    portable: bool,
+) -> Result<Expr> {
+    lower(expr, as_of, Scope::Profile(program), portable)
 }
 
-/// Lowers an event filter.
-pub fn lower_event(expr: &TypedExpr, as_of: i64) -> Result<Expr> {
-    lower(expr, as_of, Scope::Event)
+/// Lowers an event filter; `portable` for plans that become SQL text.
+pub fn lower_event(expr: &TypedExpr, as_of: i64, portable: bool) -> Result<Expr> {
+    lower(expr, as_of, Scope::Event, portable)
 }
 
 /// Calls `f` on every node of `expr`, parents first.
@@ -99,8 +104,8 @@ fn value_literal(value: &Value) -> Expr {
     }
 }
 
-fn lower(expr: &TypedExpr, as_of: i64, scope: Scope<'_>) -> Result<Expr> {
-    let recurse = |e: &TypedExpr| lower(e, as_of, scope);
+fn lower(expr: &TypedExpr, as_of: i64, scope: Scope<'_>, portable: bool) -> Result<Expr> {
+    let recurse = |e: &TypedExpr| lower(e, as_of, scope, portable);
     Ok(match &expr.kind {
         IrExpr::Literal(value) => value_literal(value),
         IrExpr::RelativeTime(offset) => timestamp_literal(as_of.saturating_add(*offset)),
@@ -116,7 +121,7 @@ fn lower(expr: &TypedExpr, as_of: i64, scope: Scope<'_>) -> Result<Expr> {
             };
             let measure = &program.measures[*id];
             let column = Expr::Column(Column::new(
-                Some(measure_relation(*id, measure)),
+                Some(measure_relation(*id, measure, portable)),
                 measure_column(*id),
             ));
             match measure.aggregate {
@@ -233,7 +238,7 @@ fn lower(expr: &TypedExpr, as_of: i64, scope: Scope<'_>) -> Result<Expr> {
         }
         IrExpr::Function { function, args } => {
             let args = args.iter().map(recurse).collect::<Result<Vec<_>>>()?;
-            lower_function(*function, args, as_of)?
+            lower_function(*function, args, as_of, portable)?
         }
         IrExpr::Stage { arms } => {
             let Some(((first_label, first_condition), rest)) = arms.split_first() else {
@@ -248,7 +253,12 @@ fn lower(expr: &TypedExpr, as_of: i64, scope: Scope<'_>) -> Result<Expr> {
     })
 }
 
-fn lower_function(function: Function, mut args: Vec<Expr>, as_of: i64) -> Result<Expr> {
+fn lower_function(
+    function: Function,
+    mut args: Vec<Expr>,
+    as_of: i64,
+    portable: bool,
+) -> Result<Expr> {
     let mut arg = |i: usize| std::mem::replace(&mut args[i], lit(ScalarValue::Null));
     Ok(match function {
         Function::Lower => datafusion::functions::expr_fn::lower(arg(0)),
@@ -260,6 +270,13 @@ fn lower_function(function: Function, mut args: Vec<Expr>, as_of: i64) -> Result
         Function::Floor => floor(arg(0)),
         Function::Ceil => ceil(arg(0)),
         Function::Coalesce => coalesce(args),
+        // Other engines cannot cast a timestamp to an integer: seconds since the epoch
+        // there (`date_part('epoch', t)`), exact to the engines' microseconds.
+        Function::DaysSince if portable => binary_expr(
+            lit(as_of as f64 / 1e9) - date_part(lit("epoch"), arg(0)),
+            Operator::Divide,
+            lit(86_400.0),
+        ),
         Function::DaysSince => {
             let nanos = binary_expr(lit(as_of), Operator::Minus, cast(arg(0), DataType::Int64));
             binary_expr(

@@ -259,7 +259,7 @@ impl<'a> Planner<'a> {
             .lt_eq(timestamp_literal(self.as_of))
             .and(col(Column::from_name(table.key.as_str())).eq(key));
         if let Some(filter) = &measure.filter {
-            condition = condition.and(expr::lower_event(filter, self.as_of)?);
+            condition = condition.and(expr::lower_event(filter, self.as_of, self.portable)?);
         }
         if let Some(start) = measure.window.start {
             condition = condition.and(
@@ -325,7 +325,9 @@ impl<'a> Planner<'a> {
     }
 
     fn lower(&self, expr: &TypedExpr) -> Result<Expr> {
-        crate::diagnostic::with_deep_stack(|| expr::lower_profile(expr, self.as_of, self.program))
+        crate::diagnostic::with_deep_stack(|| {
+            expr::lower_profile(expr, self.as_of, self.program, self.portable)
+        })
     }
 
     /// The profiles, outer-joined with one measure relation per event table the expressions
@@ -353,7 +355,7 @@ impl<'a> Planner<'a> {
         for id in measures {
             let measure = &self.program.measures[id];
             relations
-                .entry(measure_relation(id, measure))
+                .entry(measure_relation(id, measure, self.portable))
                 .or_insert_with(|| (measure.event.as_str(), Vec::new()))
                 .1
                 .push(id);
@@ -366,6 +368,14 @@ impl<'a> Planner<'a> {
             let measures_plan = match ids.as_slice() {
                 [id] if self.program.measures[*id].aggregate == Aggregate::CountDistinct => {
                     self.distinct_pass(*id, &alias, &profile_key_type)?
+                }
+                [id] if self.portable
+                    && matches!(
+                        self.program.measures[*id].aggregate,
+                        Aggregate::First | Aggregate::Last
+                    ) =>
+                {
+                    self.edge_pass(*id, &alias, &profile_key_type)?
                 }
                 _ => self.measure_pass(event, &ids, &profile_key_type)?,
             };
@@ -508,6 +518,62 @@ impl<'a> Planner<'a> {
             .build()
     }
 
+    /// `first` or `last` in a pass of its own, for SQL engines without an ordered
+    /// `first_value` aggregate: the earliest (latest) matching time per key, then the
+    /// smallest (largest) non-null value among the events at that time.
+    fn edge_pass(&self, id: usize, alias: &str, profile_key_type: &Type) -> Result<LogicalPlan> {
+        let measure = &self.program.measures[id];
+        let first = measure.aggregate == Aggregate::First;
+        let table = self.event_table(&measure.event)?;
+        let time_name = table.time.clone().unwrap_or_default();
+        let value_name = measure.column.clone().unwrap_or_default();
+        let time = self.time_column(table)?;
+        let condition = self.scan_filter(&time, &self.scan_bounds(&[id]))?;
+        let raw = time.is_raw().then_some(time_name.as_str());
+        let events = self
+            .normalized_scan_keeping(
+                table,
+                &self.pass_columns(table, &[id]),
+                Some(profile_key_type),
+                raw,
+            )?
+            .filter(condition)?
+            .project(vec![
+                col(Column::from_name(table.key.as_str())).alias("__key"),
+                col(Column::from_name(time_name.as_str())).alias("__t"),
+                col(Column::from_name(value_name.as_str())).alias("__v"),
+            ])?
+            .build()?;
+        let edge = |e: Expr| if first { min(e) } else { max(e) };
+        let edges = LogicalPlanBuilder::from(events.clone())
+            .aggregate(vec![col("__key")], vec![edge(col("__t")).alias("__edge")])?
+            .alias("__edges")?
+            .build()?;
+        LogicalPlanBuilder::from(events)
+            .alias("__events")?
+            .join(
+                edges,
+                JoinType::Inner,
+                (
+                    vec![
+                        Column::new(Some("__events"), "__key"),
+                        Column::new(Some("__events"), "__t"),
+                    ],
+                    vec![
+                        Column::new(Some("__edges"), "__key"),
+                        Column::new(Some("__edges"), "__edge"),
+                    ],
+                ),
+                None,
+            )?
+            .aggregate(
+                vec![col(Column::new(Some("__events"), "__key")).alias("__key")],
+                vec![edge(col(Column::new(Some("__events"), "__v"))).alias(measure_column(id))],
+            )?
+            .alias(alias)?
+            .build()
+    }
+
     /// A distinct count in a pass of its own: the matching events grouped by key and value,
     /// then counted per key. DataFusion's `count(DISTINCT)` keeps a hash set per group, which
     /// takes gigabytes for a million customers; two grouped passes take megabytes.
@@ -599,7 +665,7 @@ impl<'a> Planner<'a> {
             filter = filter.and(time.before(end));
         }
         if let Some(shared) = &bounds.filter {
-            filter = filter.and(expr::lower_event(shared, self.as_of)?);
+            filter = filter.and(expr::lower_event(shared, self.as_of, self.portable)?);
         }
         Ok(filter)
     }
@@ -638,7 +704,7 @@ impl<'a> Planner<'a> {
         if let Some(filter) = &measure.filter
             && scan.filter.as_ref() != Some(filter)
         {
-            conditions.push(expr::lower_event(filter, self.as_of)?);
+            conditions.push(expr::lower_event(filter, self.as_of, self.portable)?);
         }
         if let Some(start) = measure.window.start.map(|s| s.resolve(self.as_of))
             && scan.start != Some(start)
@@ -840,10 +906,11 @@ fn tie_break_column(column: &str) -> String {
 }
 
 /// The relation holding a measure's column: the grouped pass of its event table, or, for
-/// a distinct count, a pass of its own.
-pub fn measure_relation(id: usize, measure: &Measure) -> String {
+/// a distinct count (and in portable plans for `first` and `last`), a pass of its own.
+pub fn measure_relation(id: usize, measure: &Measure, portable: bool) -> String {
     match measure.aggregate {
         Aggregate::CountDistinct => format!("__m_{}_{id}", measure.event),
+        Aggregate::First | Aggregate::Last if portable => format!("__m_{}_{id}", measure.event),
         _ => measure_alias(&measure.event),
     }
 }
