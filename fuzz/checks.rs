@@ -3,6 +3,7 @@
 
 use segql::check::ir::ValueKind;
 use segql::repl::lexer::tokens;
+use segql::sql::{SqlDialect, TableNaming};
 use segql::{Report, Session};
 
 /// Parse → check → lower: diagnostics or plans, never a panic; a program that checks lowers.
@@ -26,6 +27,10 @@ pub fn compile(session: &mut Session, text: &str) {
         if !segments.is_empty() {
             lowers("its segments", session.plan_segments(&segments, &values));
             lowers("its counts", session.plan_counts(&segments));
+            // SQL for another engine: E0409 is an answer, a panic is not.
+            for dialect in [SqlDialect::Postgres, SqlDialect::Mysql] {
+                let _ = session.segment_sql(segments[0], &[], dialect, &TableNaming::default());
+            }
         }
         if !values.is_empty() {
             lowers("its metrics and stages", session.plan_values(&values));

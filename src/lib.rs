@@ -437,19 +437,58 @@ impl Session {
         naming: &sql::TableNaming,
     ) -> Result<String, Report> {
         let segment = self.segments(&[name])?[0];
+        let what = format!("segment `{name}`");
+        self.sql_for(&segment.condition, with, (dialect, naming), &what)
+    }
+
+    /// [`Session::segment_sql`] for an ad-hoc condition (the REPL's `:sql`).
+    pub fn condition_sql(
+        &self,
+        condition: &TypedExpr,
+        with: &[&str],
+        dialect: sql::SqlDialect,
+        naming: &sql::TableNaming,
+    ) -> Result<String, Report> {
+        self.sql_for(condition, with, (dialect, naming), "this condition")
+    }
+
+    fn sql_for(
+        &self,
+        condition: &TypedExpr,
+        with: &[&str],
+        (dialect, naming): (sql::SqlDialect, &sql::TableNaming),
+        what: &str,
+    ) -> Result<String, Report> {
         let with = self.output_columns(with)?;
-        self.planner()
-            .portable()
-            .members(&segment.condition, &with)
-            .and_then(|plan| sql::plan_to_sql(&plan, dialect, naming))
-            .map_err(|e| {
-                let diagnostic = Diagnostic::error(
-                    "E0409",
-                    format!("segment `{name}` cannot be written as {dialect} SQL: {e}"),
-                )
-                .with_help("run it with `segql run`, or try another `--dialect`");
-                Report::new(diagnostic.into(), &self.sources)
-            })
+        let names = std::iter::once(&self.schema.profiles)
+            .chain(&self.schema.events)
+            .flat_map(|t| std::iter::once(&t.name).chain(t.columns.iter().map(|c| &c.name)));
+        let names = names
+            .chain(naming.schema.iter())
+            .chain(naming.prefix.iter());
+        if let Some(unsafe_name) = names.into_iter().find(|n| !sql::quotable(n)) {
+            let diagnostic = Diagnostic::error(
+                "E0409",
+                format!("{what} cannot be written as SQL: the name `{unsafe_name}` holds a quote or a backslash"),
+            )
+            .with_help("rename the table or column (or declare it under another name) to emit SQL");
+            return Err(Report::new(diagnostic.into(), &self.sources));
+        }
+        // The unparser recurses with the nesting of the plan and its expressions.
+        diagnostic::with_deep_stack(|| {
+            self.planner()
+                .portable()
+                .members(condition, &with)
+                .and_then(|plan| sql::plan_to_sql(&plan, dialect, naming))
+        })
+        .map_err(|e| {
+            let diagnostic = Diagnostic::error(
+                "E0409",
+                format!("{what} cannot be written as {dialect} SQL: {e}"),
+            )
+            .with_help("run it with `segql run`, or try another `--dialect`");
+            Report::new(diagnostic.into(), &self.sources)
+        })
     }
 
     /// The plan listing the profiles matching an ad-hoc condition.

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::TimeUnit;
 use datafusion::common::TableReference;
 use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::error::{DataFusionError, Result};
+use datafusion::error::Result;
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, TableScan};
 use datafusion::sql::sqlparser::ast::{self, BinaryOperator};
 use datafusion::sql::unparser::Unparser;
@@ -135,23 +135,46 @@ struct Target<'d> {
     base: &'d dyn Dialect,
 }
 
-/// Parses an expression written in the target's SQL, for function rewrites that are easier
-/// to read as text; the arguments are already SQL, escaped by the unparser.
-fn parse_expr(kind: SqlDialect, text: &str) -> Result<ast::Expr> {
-    use datafusion::sql::sqlparser::dialect as parser_dialect;
-    use datafusion::sql::sqlparser::parser::Parser;
-    let dialect: Box<dyn parser_dialect::Dialect> = match kind {
-        SqlDialect::Postgres => Box::new(parser_dialect::PostgreSqlDialect {}),
-        SqlDialect::Duckdb => Box::new(parser_dialect::DuckDbDialect {}),
-        SqlDialect::Mysql => Box::new(parser_dialect::MySqlDialect {}),
-        SqlDialect::Sqlite => Box::new(parser_dialect::SQLiteDialect {}),
-        SqlDialect::Bigquery => Box::new(parser_dialect::BigQueryDialect {}),
-    };
-    let expr = Parser::new(dialect.as_ref())
-        .try_with_sql(text)
-        .and_then(|mut parser| parser.parse_expr())
-        .map_err(|e| DataFusionError::Internal(format!("rewritten SQL `{text}`: {e}")))?;
-    Ok(ast::Expr::Nested(Box::new(expr)))
+/// Whether a table or column name can be quoted as an identifier in every dialect. The
+/// unparser quotes names with sqlparser, whose escaping has the flaw `string_literal`
+/// describes, so SegQL refuses names holding a quote or a backslash instead.
+pub fn quotable(name: &str) -> bool {
+    !name.contains(['"', '`', '\\', '\''])
+}
+
+/// SQL text the unparser prints as it is: an identifier without quotes.
+fn verbatim(text: String) -> ast::Expr {
+    ast::Expr::Identifier(ast::Ident::new(text))
+}
+
+/// A string literal in the target's syntax. sqlparser's own escaping leaves a quote after
+/// a backslash, or a doubled quote, as it is (it takes them for escapes already made), so
+/// `\'; drop table x; --` would end the literal: SegQL escapes every literal itself.
+pub fn string_literal(dialect: SqlDialect, value: &str) -> String {
+    match dialect {
+        // Standard SQL: a quote is doubled, a backslash is an ordinary character.
+        SqlDialect::Postgres | SqlDialect::Duckdb | SqlDialect::Sqlite => {
+            format!("'{}'", value.replace('\'', "''"))
+        }
+        // MySQL and MariaDB (by default) and BigQuery treat a backslash as an escape.
+        SqlDialect::Mysql | SqlDialect::Bigquery => {
+            let mut out = String::with_capacity(value.len() + 2);
+            out.push('\'');
+            for c in value.chars() {
+                match c {
+                    '\\' => out.push_str("\\\\"),
+                    '\'' => out.push_str("\\'"),
+                    '\n' => out.push_str("\\n"),
+                    '\r' => out.push_str("\\r"),
+                    '\t' => out.push_str("\\t"),
+                    '\0' => out.push_str("\\0"),
+                    c => out.push(c),
+                }
+            }
+            out.push('\'');
+            out
+        }
+    }
 }
 
 impl Target<'_> {
@@ -214,11 +237,16 @@ impl Dialect for Target<'_> {
             .map(|a| unparser.expr_to_sql(a).map(|e| e.to_string()))
             .collect::<Result<Vec<_>>>()?;
         match self.rewrite(func_name, &texts) {
-            Some(text) => parse_expr(self.kind, &text).map(Some),
+            // The arguments are SQL the unparser wrote, the rest is SegQL's text.
+            Some(text) => Ok(Some(verbatim(format!("({text})")))),
             None => self
                 .base
                 .scalar_function_to_sql_overrides(unparser, func_name, args),
         }
+    }
+
+    fn string_literal_to_sql(&self, value: &str) -> Option<ast::Expr> {
+        Some(verbatim(string_literal(self.kind, value)))
     }
 
     fn identifier_quote_style(&self, identifier: &str) -> Option<char> {

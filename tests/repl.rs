@@ -64,6 +64,29 @@ async fn definitions_are_added_and_used() {
 }
 
 #[tokio::test]
+async fn sql_shows_a_condition_as_sql_for_a_dialect() {
+    let mut repl = repl().await;
+    let out = repl
+        .eval_line(":sql purchased(category = \"O'Brien\") within 30d")
+        .await;
+    assert!(!out.failed, "{}", out.text);
+    // PostgreSQL by default: double-quoted names, the quote in the string doubled.
+    assert!(out.text.starts_with("SELECT"), "{}", out.text);
+    assert!(out.text.contains("FROM \"purchased\""), "{}", out.text);
+    assert!(out.text.contains("'O''Brien'"), "{}", out.text);
+    let out = repl.eval_line(":sql mysql in vip_at_risk").await;
+    assert!(
+        !out.failed && out.text.contains("FROM `profiles`"),
+        "{}",
+        out.text
+    );
+    let out = repl.eval_line(":sql").await;
+    assert!(out.failed && out.text.contains("usage"), "{}", out.text);
+    let out = repl.eval_line(":sql contry = \"DE\"").await;
+    assert!(out.failed && out.text.contains("E0101"), "{}", out.text);
+}
+
+#[tokio::test]
 async fn errors_are_rendered_and_the_session_goes_on() {
     let mut repl = repl().await;
     let out = repl.eval_line("contry = \"DE\"").await;

@@ -13,7 +13,11 @@ use segql::sql::{SqlDialect, TableNaming};
 use serde_json::{Value, json};
 
 /// The segments and files every dialect is tested on.
-const FILES: [&str; 2] = ["examples/shop/segments.seg", "bench/segments.seg"];
+const FILES: [&str; 3] = [
+    "tests/sql/escaping.seg",
+    "examples/shop/segments.seg",
+    "bench/segments.seg",
+];
 
 /// What the emitted SQL cannot do yet, by construct: (construct, dialects, segments).
 /// The test fails if one of these starts to work (shorten the list) or anything else

@@ -55,7 +55,10 @@ pub const META_COMMANDS: [(&str, &str); 16] = [
         ":explain",
         "EXPR  the optimized logical plan and the physical plan",
     ),
-    (":sql", "EXPR  the SQL for another engine"),
+    (
+        ":sql",
+        "[DIALECT] EXPR  the members as SQL for postgres (default), duckdb, mysql, sqlite or bigquery",
+    ),
     (":why", "SEGMENT KEY  why a profile is in a segment or not"),
     (
         ":save",

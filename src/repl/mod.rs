@@ -18,6 +18,7 @@ use datafusion::logical_expr::LogicalPlanBuilder;
 use crate::check::display;
 use crate::check::ir::{IrExpr, Type, ValueKind};
 use crate::diagnostic::Diagnostic;
+use crate::sql::{SqlDialect, TableNaming};
 use crate::syntax::ast::Declaration;
 use crate::{Report, Session};
 pub use knowledge::{Knowledge, NameKind};
@@ -371,9 +372,7 @@ impl Repl {
                 }
             }
             "explain" => self.explain(argument).await,
-            "sql" => Output::failed(
-                "SQL output is not available in this version; `:explain` shows the DataFusion plans\n",
-            ),
+            "sql" => self.sql(argument),
             "why" => {
                 let mut parts = argument.split_whitespace();
                 match (parts.next(), parts.next()) {
@@ -555,6 +554,34 @@ impl Repl {
             None => Output::failed(format!(
                 "`{argument}` is not a time; write `1998-07-01` or `1998-07-01T12:00:00Z`\n"
             )),
+        }
+    }
+
+    /// `:sql [DIALECT] CONDITION`: the condition as one SQL query for another engine.
+    fn sql(&mut self, input: &str) -> Output {
+        let (dialect, condition) = match input.split_once(char::is_whitespace) {
+            Some((first, rest)) => match SqlDialect::ALL.into_iter().find(|d| d.name() == first) {
+                Some(dialect) => (dialect, rest.trim()),
+                None => (SqlDialect::default(), input),
+            },
+            None => (SqlDialect::default(), input),
+        };
+        if condition.is_empty() {
+            return Output::failed(
+                "usage: `:sql [postgres|duckdb|mysql|sqlite|bigquery] CONDITION`\n",
+            );
+        }
+        let name = self.line_name();
+        let checked = match self.session.check_condition(&name, condition) {
+            Ok(checked) => checked,
+            Err(report) => return Output::failed(self.render(&report)),
+        };
+        match self
+            .session
+            .condition_sql(&checked, &[], dialect, &TableNaming::default())
+        {
+            Ok(sql) => Output::ok(format!("{sql};\n")),
+            Err(report) => Output::failed(self.render(&report)),
         }
     }
 
