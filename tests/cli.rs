@@ -567,3 +567,66 @@ fn repl_runs_a_script_from_standard_input() {
     );
     assert!(stderr(&output).contains("E0101"), "{}", stderr(&output));
 }
+
+#[test]
+fn compile_and_run_write_sql_for_other_engines() {
+    let output = segql(&[
+        "compile",
+        SEGMENTS,
+        "--segment",
+        "lapsed",
+        "--emit",
+        "sql",
+        "--dialect",
+        "mysql",
+        "--table-prefix",
+        "crm_",
+    ]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let sql = stdout(&output);
+    assert!(
+        sql.starts_with("SELECT") && sql.contains("FROM `crm_purchased` AS `purchased`"),
+        "{sql}"
+    );
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("sql");
+    let output = segql(&[
+        "run",
+        SEGMENTS,
+        "--emit-sql-dir",
+        out.to_str().expect("utf-8"),
+        "--dialect",
+        "sqlite",
+    ]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let files: Vec<_> = std::fs::read_dir(&out).expect("the directory").collect();
+    assert_eq!(files.len(), 20, "one file per demo segment");
+    let lapsed = std::fs::read_to_string(out.join("lapsed.sql")).expect("lapsed.sql");
+    assert!(
+        lapsed.starts_with("SELECT") && lapsed.ends_with(";\n"),
+        "{lapsed}"
+    );
+    assert!(
+        stderr(&output).contains("wrote 20 sqlite SQL files"),
+        "{}",
+        stderr(&output)
+    );
+
+    let output = segql(&[
+        "compile",
+        SEGMENTS,
+        "--segment",
+        "lapsed",
+        "--emit",
+        "sql",
+        "--dialect",
+        "oracle",
+    ]);
+    assert_eq!(code(&output), 2, "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("possible values"),
+        "{}",
+        stderr(&output)
+    );
+}

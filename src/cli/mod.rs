@@ -77,15 +77,8 @@ enum Command {
         /// The stage to print
         #[arg(long, value_enum, default_value_t = Emit::Plan)]
         emit: Emit,
-        /// The SQL dialect of `--emit sql`
-        #[arg(long, value_enum, default_value_t = SqlDialect::Postgres)]
-        dialect: SqlDialect,
-        /// With `--emit sql`: the schema (or BigQuery dataset) holding the tables
-        #[arg(long, value_name = "NAME")]
-        schema: Option<String>,
-        /// With `--emit sql`: a prefix of every table name
-        #[arg(long, value_name = "PREFIX")]
-        table_prefix: Option<String>,
+        #[command(flatten)]
+        sql: SqlArgs,
         /// Evaluation time (default: the catalog's `as_of`, else now)
         #[arg(long, value_name = "TIME", value_parser = parse_time)]
         as_of: Option<i64>,
@@ -114,6 +107,12 @@ enum Command {
         /// groups pruned) instead of the members
         #[arg(long)]
         explain_analyze: bool,
+        /// Instead of running, write each segment as SQL for another engine to DIR/NAME.sql
+        /// (see `--dialect`)
+        #[arg(long, value_name = "DIR", conflicts_with = "explain_analyze")]
+        emit_sql_dir: Option<PathBuf>,
+        #[command(flatten)]
+        sql: SqlArgs,
         #[command(flatten)]
         common: Common,
     },
@@ -170,6 +169,29 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
+}
+
+/// Where and how SQL for another engine is written (`--emit sql`, `--emit-sql-dir`).
+#[derive(clap::Args)]
+struct SqlArgs {
+    /// The SQL dialect of `--emit sql` and `--emit-sql-dir`
+    #[arg(long, value_enum, default_value_t = SqlDialect::Postgres)]
+    dialect: SqlDialect,
+    /// For SQL: the schema (or BigQuery dataset) holding the tables
+    #[arg(long, value_name = "NAME")]
+    schema: Option<String>,
+    /// For SQL: a prefix of every table name
+    #[arg(long, value_name = "PREFIX")]
+    table_prefix: Option<String>,
+}
+
+impl SqlArgs {
+    fn naming(&self) -> TableNaming {
+        TableNaming {
+            schema: self.schema.clone(),
+            prefix: self.table_prefix.clone(),
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -296,17 +318,19 @@ pub async fn run(cli: Cli) -> ExitCode {
             file,
             segment,
             emit,
-            dialect,
-            schema,
-            table_prefix,
+            sql,
             as_of,
             common,
         } => {
-            let naming = TableNaming {
-                schema,
-                prefix: table_prefix,
-            };
-            compile(&file, &segment, (emit, dialect, &naming), as_of, &common).await
+            let naming = sql.naming();
+            compile(
+                &file,
+                &segment,
+                (emit, sql.dialect, &naming),
+                as_of,
+                &common,
+            )
+            .await
         }
         Command::Run {
             file,
@@ -316,8 +340,13 @@ pub async fn run(cli: Cli) -> ExitCode {
             format,
             out,
             explain_analyze,
+            emit_sql_dir,
+            sql,
             common,
         } => {
+            if let Some(dir) = emit_sql_dir {
+                return emit_sql_files(&file, &segment, as_of, (&dir, &sql), &with, &common).await;
+            }
             let output = Output {
                 with: &with,
                 format,
@@ -569,6 +598,56 @@ struct Output<'a> {
     format: Format,
     out: Option<&'a Path>,
     explain_analyze: bool,
+}
+
+/// `segql run --emit-sql-dir DIR`: each segment as SQL in DIR/NAME.sql, written whole or
+/// not at all (a temporary file renamed into place).
+async fn emit_sql_files(
+    file: &Path,
+    named: &[String],
+    as_of: Option<i64>,
+    (dir, sql): (&Path, &SqlArgs),
+    with: &[String],
+    common: &Common,
+) -> ExitCode {
+    let printer = Printer::new(common.diagnostics);
+    let session = match session_for(file, common, as_of, false, &printer).await {
+        Ok(session) => session,
+        Err(code) => return code,
+    };
+    if let Err(error) = std::fs::create_dir_all(dir) {
+        eprintln!("error: cannot create `{}`: {error}", dir.display());
+        return ExitCode::FAILURE;
+    }
+    let with: Vec<&str> = with
+        .iter()
+        .map(String::as_str)
+        .filter(|w| !w.is_empty())
+        .collect();
+    let naming = sql.naming();
+    let names = segment_names(&session, file, named);
+    for name in &names {
+        let text = match session.segment_sql(name, &with, sql.dialect, &naming) {
+            Ok(text) => text + ";\n",
+            Err(report) => return printer.report(&report),
+        };
+        let path = dir.join(format!("{name}.sql"));
+        let written = tempfile::NamedTempFile::new_in(dir)
+            .and_then(|mut tmp| tmp.write_all(text.as_bytes()).map(|_| tmp))
+            .and_then(|tmp| tmp.persist(&path).map_err(|e| e.error));
+        if let Err(error) = written {
+            eprintln!("error: cannot write `{}`: {error}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    eprintln!(
+        "wrote {} {} SQL file{} to {}",
+        names.len(),
+        sql.dialect,
+        if names.len() == 1 { "" } else { "s" },
+        dir.display()
+    );
+    ExitCode::SUCCESS
 }
 
 async fn run_segments(
