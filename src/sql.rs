@@ -177,6 +177,22 @@ pub fn string_literal(dialect: SqlDialect, value: &str) -> String {
     }
 }
 
+/// Whether the JSON list `list` holds any (or all) of `items`; null when `list` is null.
+fn json_list_has(kind: SqlDialect, list: &str, items: &[String], any: bool) -> String {
+    let joiner = if any { " OR " } else { " AND " };
+    let tests: Vec<String> = items
+        .iter()
+        .map(|item| match kind {
+            SqlDialect::Mysql => format!("json_contains({list}, json_array({item}))"),
+            _ => format!("EXISTS (SELECT 1 FROM json_each({list}) WHERE value = {item})"),
+        })
+        .collect();
+    format!(
+        "CASE WHEN {list} IS NULL THEN NULL ELSE ({}) END",
+        tests.join(joiner)
+    )
+}
+
 impl Target<'_> {
     /// SegQL's rewrite of a call, as SQL text, if the target needs one.
     fn rewrite(&self, name: &str, args: &[String]) -> Option<String> {
@@ -198,6 +214,29 @@ impl Target<'_> {
             (Sqlite, "ends_with") => {
                 format!("substr({a}, length({a}) - length({b}) + 1) = {b}")
             }
+            // `matches`: the pattern matches anywhere in the string.
+            (Postgres, "regexp_like") => format!("{a} ~ {b}"),
+            (Duckdb, "regexp_like") => format!("regexp_matches({a}, {b})"),
+            (Mysql, "regexp_like") => format!("{a} REGEXP {b}"),
+            (Bigquery, "regexp_like") => format!("regexp_contains({a}, {b})"),
+            // `date_trunc(unit, t)` for MySQL, which has none.
+            (Mysql, "date_trunc") => match a.trim_matches('\'') {
+                "year" => format!("CAST(date_format({b}, '%Y-01-01') AS DATETIME)"),
+                "quarter" => format!(
+                    "CAST(makedate(year({b}), 1) + INTERVAL (quarter({b}) - 1) QUARTER AS DATETIME)"
+                ),
+                "month" => format!("CAST(date_format({b}, '%Y-%m-01') AS DATETIME)"),
+                "week" => format!("CAST(date({b}) - INTERVAL weekday({b}) DAY AS DATETIME)"),
+                "day" => format!("CAST(date({b}) AS DATETIME)"),
+                "hour" => format!("CAST(date_format({b}, '%Y-%m-%d %H:00:00') AS DATETIME)"),
+                "minute" => format!("CAST(date_format({b}, '%Y-%m-%d %H:%i:00') AS DATETIME)"),
+                _ => return None,
+            },
+            // `x in LIST`; lists are JSON text in MySQL and SQLite.
+            (Mysql | Sqlite, "array_has") => format!(
+                "CASE WHEN {b} IS NULL THEN NULL ELSE {} END",
+                json_list_has(self.kind, a, &[b.to_string()], true)
+            ),
             (Postgres, "array_has_any") => format!("{a} && {b}"),
             (Postgres, "array_has_all") => format!("{a} @> {b}"),
             // `date_part(part, t)` for the parts SegQL uses.
@@ -232,10 +271,21 @@ impl Dialect for Target<'_> {
         func_name: &str,
         args: &[Expr],
     ) -> Result<Option<ast::Expr>> {
-        let texts = args
-            .iter()
-            .map(|a| unparser.expr_to_sql(a).map(|e| e.to_string()))
-            .collect::<Result<Vec<_>>>()?;
+        let sql = |e: &Expr| unparser.expr_to_sql(e).map(|e| e.to_string());
+        let texts = args.iter().map(sql).collect::<Result<Vec<_>>>()?;
+        // `has any` / `has all` against a list literal, on engines storing lists as JSON.
+        if let (Some(list), [_, Expr::ScalarFunction(items)]) = (texts.first(), args)
+            && items.name() == "make_array"
+            && matches!(func_name, "array_has_any" | "array_has_all")
+            && matches!(self.kind, SqlDialect::Mysql | SqlDialect::Sqlite)
+        {
+            let items = items.args.iter().map(sql).collect::<Result<Vec<_>>>()?;
+            let any = func_name == "array_has_any";
+            return Ok(Some(verbatim(format!(
+                "({})",
+                json_list_has(self.kind, list, &items, any)
+            ))));
+        }
         match self.rewrite(func_name, &texts) {
             // The arguments are SQL the unparser wrote, the rest is SegQL's text.
             Some(text) => Ok(Some(verbatim(format!("({text})")))),

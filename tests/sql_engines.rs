@@ -30,18 +30,7 @@ const KNOWN_GAPS: &[(&str, &[&str], &[&str])] = &[
         &["postgres", "duckdb", "mysql", "sqlite", "bigquery"],
         &["long_tenure_buyers", "quiet_regulars"],
     ),
-    (
-        "has any / has all",
-        &["mysql", "sqlite"],
-        &["sporty", "fashion_funnel_dach"],
-    ),
-    (
-        "E in LIST",
-        &["mysql", "sqlite"],
-        &["munich_outdoor", "interest_aligned"],
-    ),
-    ("matches", &["mysql", "sqlite"], &["flagship_electronics"]),
-    ("date_trunc", &["mysql"], &["fast_converters"]),
+    ("matches", &["sqlite"], &["flagship_electronics"]),
 ];
 
 fn known_gap(dialect: &str, segment: &str) -> bool {

@@ -233,6 +233,11 @@ fn lower(expr: &TypedExpr, as_of: i64, scope: Scope<'_>, portable: bool) -> Resu
                 StringOp::Contains => contains(value, pattern),
                 StringOp::StartsWith => starts_with(value, pattern),
                 StringOp::EndsWith => ends_with(value, pattern),
+                // A function, not the `~` operator, in SQL for other engines: the SQL
+                // module rewrites it per dialect (`REGEXP`, `regexp_matches`, ...).
+                StringOp::Matches if portable => {
+                    datafusion::functions::expr_fn::regexp_like(value, pattern, None)
+                }
                 StringOp::Matches => binary_expr(value, Operator::RegexMatch, pattern),
             }
         }
