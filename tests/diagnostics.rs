@@ -414,7 +414,10 @@ async fn e0409_no_sql_for_this_segment() {
         .await
         .expect("demo");
     session
-        .add_source("long.seg", "segment long_members = now - signup_ts > 30d")
+        .add_source(
+            "long.seg",
+            "segment long_members = signup_ts + (now - signup_ts) > now",
+        )
         .expect("checks");
     let rendered = session
         .segment_sql(
@@ -423,7 +426,7 @@ async fn e0409_no_sql_for_this_segment() {
             segql::sql::SqlDialect::Postgres,
             &segql::sql::TableNaming::default(),
         )
-        .expect_err("durations have no SQL")
+        .expect_err("computed durations added to times have no SQL")
         .render(false);
     assert_code("E0409", &rendered);
     assert!(rendered.contains("long_members"), "{rendered}");

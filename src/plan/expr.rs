@@ -107,6 +107,8 @@ fn value_literal(value: &Value) -> Expr {
 fn lower(expr: &TypedExpr, as_of: i64, scope: Scope<'_>, portable: bool) -> Result<Expr> {
     let recurse = |e: &TypedExpr| lower(e, as_of, scope, portable);
     Ok(match &expr.kind {
+        // Other engines have no duration type: durations are seconds there (a float).
+        IrExpr::Literal(Value::Duration(ns)) if portable => lit(*ns as f64 / 1e9),
         IrExpr::Literal(value) => value_literal(value),
         IrExpr::RelativeTime(offset) => timestamp_literal(as_of.saturating_add(*offset)),
         IrExpr::ProfileColumn(name) => {
@@ -142,6 +144,39 @@ fn lower(expr: &TypedExpr, as_of: i64, scope: Scope<'_>, portable: bool) -> Resu
         // common-subexpression elimination has projected it into a column.
         IrExpr::IsTrue(inner) => coalesce(vec![recurse(inner)?, lit(false)]),
         IrExpr::Negate(inner) => Expr::Negative(Box::new(recurse(inner)?)),
+        IrExpr::Binary { op, lhs, rhs }
+            if portable && lhs.ty == Type::Timestamp && rhs.ty == Type::Duration =>
+        {
+            // timestamp ± duration: the duration as an interval, which every engine adds.
+            let (IrExpr::Literal(Value::Duration(ns)), BinaryOp::Add | BinaryOp::Sub) =
+                (&rhs.kind, op)
+            else {
+                return Err(datafusion::error::DataFusionError::NotImplemented(
+                    "a timestamp plus or minus a computed duration".into(),
+                ));
+            };
+            let interval = lit(ScalarValue::new_interval_mdn(
+                0,
+                (ns / 86_400_000_000_000) as i32,
+                ns % 86_400_000_000_000,
+            ));
+            let operator = if *op == BinaryOp::Add {
+                Operator::Plus
+            } else {
+                Operator::Minus
+            };
+            binary_expr(recurse(lhs)?, operator, interval)
+        }
+        IrExpr::Binary { op, lhs, rhs }
+            if portable
+                && *op == BinaryOp::Sub
+                && lhs.ty == Type::Timestamp
+                && rhs.ty == Type::Timestamp =>
+        {
+            // timestamp - timestamp: seconds between them.
+            let seconds = |e: Expr| date_part(lit("epoch"), e);
+            seconds(recurse(lhs)?) - seconds(recurse(rhs)?)
+        }
         IrExpr::Binary { op, lhs, rhs } => {
             let (l, r) = (recurse(lhs)?, recurse(rhs)?);
             let operator = match op {
