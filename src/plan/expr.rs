@@ -92,6 +92,28 @@ pub fn visit(expr: &TypedExpr, f: &mut dyn FnMut(&TypedExpr)) {
     }
 }
 
+/// `x`, with -0.0 made 0.0 where `x` is float arithmetic that can yield it (`-x`,
+/// `round(-0.3)`, `0 * -1.5`). Arrow orders floats totally, so -0.0 is less than 0.0 and
+/// not equal to it; the language compares numbers by value, so `round(x) = 0` must hold
+/// for -0.0. Columns and aggregates are compared as stored.
+fn positive_zero(x: Expr, typed: &TypedExpr) -> Expr {
+    let computed = match &typed.kind {
+        IrExpr::Negate(_) | IrExpr::Binary { .. } => true,
+        IrExpr::Function { function, .. } => matches!(
+            function,
+            Function::Round | Function::Ceil | Function::Floor | Function::Coalesce
+        ),
+        _ => false,
+    };
+    if typed.ty != Type::Float || !computed {
+        return x;
+    }
+    match when(abs(x.clone()).eq(lit(0.0f64)), lit(0.0f64)).otherwise(x.clone()) {
+        Ok(normalized) => normalized,
+        Err(_) => x,
+    }
+}
+
 fn value_literal(value: &Value) -> Expr {
     match value {
         Value::Null => lit(ScalarValue::Null),
@@ -178,7 +200,10 @@ fn lower(expr: &TypedExpr, as_of: i64, scope: Scope<'_>, portable: bool) -> Resu
             seconds(recurse(lhs)?) - seconds(recurse(rhs)?)
         }
         IrExpr::Binary { op, lhs, rhs } => {
-            let (l, r) = (recurse(lhs)?, recurse(rhs)?);
+            let (mut l, mut r) = (recurse(lhs)?, recurse(rhs)?);
+            if op.is_comparison() && !portable {
+                (l, r) = (positive_zero(l, lhs), positive_zero(r, rhs));
+            }
             let operator = match op {
                 BinaryOp::Or => Operator::Or,
                 BinaryOp::And => Operator::And,
@@ -196,7 +221,7 @@ fn lower(expr: &TypedExpr, as_of: i64, scope: Scope<'_>, portable: bool) -> Resu
                     return Ok(binary_expr(
                         cast(l, DataType::Float64),
                         Operator::Divide,
-                        nullif(cast(r, DataType::Float64), lit(0.0f64)),
+                        nullif(positive_zero(cast(r, DataType::Float64), rhs), lit(0.0f64)),
                     ));
                 }
                 // The remainder of a division by zero is null too (not an error, not NaN).
@@ -206,7 +231,8 @@ fn lower(expr: &TypedExpr, as_of: i64, scope: Scope<'_>, portable: bool) -> Resu
                     } else {
                         lit(0i64)
                     };
-                    return Ok(binary_expr(l, Operator::Modulo, nullif(r, zero)));
+                    let divisor = positive_zero(r, rhs);
+                    return Ok(binary_expr(l, Operator::Modulo, nullif(divisor, zero)));
                 }
             };
             if *op == BinaryOp::Sub && lhs.ty == Type::Timestamp && rhs.ty == Type::Timestamp {
@@ -221,15 +247,17 @@ fn lower(expr: &TypedExpr, as_of: i64, scope: Scope<'_>, portable: bool) -> Resu
             Expr::BinaryExpr(BinaryExpr::new(Box::new(l), operator, Box::new(r)))
         }
         IrExpr::Between { expr, low, high } => {
-            recurse(expr)?.between(recurse(low)?, recurse(high)?)
+            let compared = |e: &TypedExpr| recurse(e).map(|x| positive_zero(x, e));
+            compared(expr)?.between(compared(low)?, compared(high)?)
         }
         IrExpr::InList {
             expr,
             items,
             negated,
         } => {
-            let items = items.iter().map(recurse).collect::<Result<Vec<_>>>()?;
-            recurse(expr)?.in_list(items, *negated)
+            let compared = |e: &TypedExpr| recurse(e).map(|x| positive_zero(x, e));
+            let items = items.iter().map(compared).collect::<Result<Vec<_>>>()?;
+            compared(expr)?.in_list(items, *negated)
         }
         IrExpr::InArray {
             expr,
