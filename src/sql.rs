@@ -264,6 +264,9 @@ impl Target<'_> {
     }
 }
 
+/// Every setting the base dialect makes for what SegQL's plans contain is passed through;
+/// the rest (window frames, unnest, higher-order functions, zoned timestamps) keep the
+/// trait's defaults, as the plans never hold them.
 impl Dialect for Target<'_> {
     fn scalar_function_to_sql_overrides(
         &self,
