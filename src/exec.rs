@@ -272,20 +272,32 @@ pub fn write_file(
     format: OutputFormat,
     path: &Path,
 ) -> Result<(), Diagnostic> {
+    let cannot = |e: std::io::Error| {
+        Diagnostic::error("E0405", format!("cannot write `{}`: {e}", path.display()))
+            .with_help("check that the directory exists and is writable")
+    };
+    replace_file(
+        path,
+        |file| write(batches, schema, format, std::io::BufWriter::new(file)),
+        cannot,
+    )
+}
+
+/// Replaces `path` with what `fill` writes, through a temporary file in the same directory
+/// renamed into place only when `fill` succeeds: nothing partial is ever left at `path`.
+/// `io_error` turns the file system's errors into the caller's.
+pub fn replace_file<E>(
+    path: &Path,
+    fill: impl FnOnce(&std::fs::File) -> Result<(), E>,
+    io_error: impl Fn(std::io::Error) -> E,
+) -> Result<(), E> {
     let directory = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let cannot = |e: &dyn std::fmt::Display| {
-        Diagnostic::error("E0405", format!("cannot write `{}`: {e}", path.display()))
-            .with_help("check that the directory exists and is writable")
-    };
-    let temporary = tempfile::NamedTempFile::new_in(directory).map_err(|e| cannot(&e))?;
-    {
-        let file = std::io::BufWriter::new(temporary.as_file());
-        write(batches, schema, format, file)?;
-    }
-    temporary.persist(path).map_err(|e| cannot(&e.error))?;
+    let temporary = tempfile::NamedTempFile::new_in(directory).map_err(&io_error)?;
+    fill(temporary.as_file())?;
+    temporary.persist(path).map_err(|e| io_error(e.error))?;
     Ok(())
 }
 

@@ -600,6 +600,14 @@ struct Output<'a> {
     explain_analyze: bool,
 }
 
+/// The `--with` columns named (`--with a,,b` names two).
+fn with_columns(with: &[String]) -> Vec<&str> {
+    with.iter()
+        .map(String::as_str)
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
 /// `segql run --emit-sql-dir DIR`: each segment as SQL in DIR/NAME.sql, written whole or
 /// not at all (a temporary file renamed into place).
 async fn emit_sql_files(
@@ -619,11 +627,7 @@ async fn emit_sql_files(
         eprintln!("error: cannot create `{}`: {error}", dir.display());
         return ExitCode::FAILURE;
     }
-    let with: Vec<&str> = with
-        .iter()
-        .map(String::as_str)
-        .filter(|w| !w.is_empty())
-        .collect();
+    let with = with_columns(with);
     let naming = sql.naming();
     let names = segment_names(&session, file, named);
     for name in &names {
@@ -632,9 +636,8 @@ async fn emit_sql_files(
             Err(report) => return printer.report(&report),
         };
         let path = dir.join(format!("{name}.sql"));
-        let written = tempfile::NamedTempFile::new_in(dir)
-            .and_then(|mut tmp| tmp.write_all(text.as_bytes()).map(|_| tmp))
-            .and_then(|tmp| tmp.persist(&path).map_err(|e| e.error));
+        let written =
+            segql::exec::replace_file(&path, |mut file| file.write_all(text.as_bytes()), |e| e);
         if let Err(error) = written {
             eprintln!("error: cannot write `{}`: {error}", path.display());
             return ExitCode::FAILURE;
@@ -668,12 +671,7 @@ async fn run_segments(
     };
     let names = segment_names(&session, file, named);
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let with: Vec<&str> = output
-        .with
-        .iter()
-        .map(String::as_str)
-        .filter(|w| !w.is_empty())
-        .collect();
+    let with = with_columns(output.with);
     let plan = match session.plan_segments(&names, &with) {
         Ok(plan) => plan,
         Err(report) => return printer.report(&report),

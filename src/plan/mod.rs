@@ -524,20 +524,10 @@ impl<'a> Planner<'a> {
     fn edge_pass(&self, id: usize, alias: &str, profile_key_type: &Type) -> Result<LogicalPlan> {
         let measure = &self.program.measures[id];
         let first = measure.aggregate == Aggregate::First;
-        let table = self.event_table(&measure.event)?;
+        let (table, events) = self.single_measure_events(id, profile_key_type)?;
         let time_name = table.time.clone().unwrap_or_default();
         let value_name = measure.column.clone().unwrap_or_default();
-        let time = self.time_column(table)?;
-        let condition = self.scan_filter(&time, &self.scan_bounds(&[id]))?;
-        let raw = time.is_raw().then_some(time_name.as_str());
-        let events = self
-            .normalized_scan_keeping(
-                table,
-                &self.pass_columns(table, &[id]),
-                Some(profile_key_type),
-                raw,
-            )?
-            .filter(condition)?
+        let events = events
             .project(vec![
                 col(Column::from_name(table.key.as_str())).alias("__key"),
                 col(Column::from_name(time_name.as_str())).alias("__t"),
@@ -584,25 +574,16 @@ impl<'a> Planner<'a> {
         profile_key_type: &Type,
     ) -> Result<LogicalPlan> {
         let measure = &self.program.measures[id];
-        let table = self.event_table(&measure.event)?;
-        let time_name = table.time.clone().unwrap_or_default();
+        let (table, events) = self.single_measure_events(id, profile_key_type)?;
         let value_name = measure.column.clone().unwrap_or_default();
-        let columns = self.pass_columns(table, &[id]);
-        let time = self.time_column(table)?;
-        // A pass of one measure: its window and filter are the whole scan filter.
-        let condition = self.scan_filter(&time, &self.scan_bounds(&[id]))?;
-        let raw = time.is_raw().then_some(time_name.as_str());
         let value = col(Column::from_name(value_name.as_str()));
-        let mut pairs = self
-            .normalized_scan_keeping(table, &columns, Some(profile_key_type), raw)?
-            .filter(condition)?
-            .aggregate(
-                vec![
-                    col(Column::from_name(table.key.as_str())).alias("__key"),
-                    value.clone().alias("__value"),
-                ],
-                Vec::<Expr>::new(),
-            )?;
+        let mut pairs = events.aggregate(
+            vec![
+                col(Column::from_name(table.key.as_str())).alias("__key"),
+                value.clone().alias("__value"),
+            ],
+            Vec::<Expr>::new(),
+        )?;
         if self.portable {
             // The unparser merges two stacked aggregates into one SELECT; a derived table
             // keeps the distinct pairs a query of their own.
@@ -615,6 +596,25 @@ impl<'a> Planner<'a> {
             )?
             .alias(alias)?
             .build()
+    }
+
+    /// The events one measure aggregates, for a pass of its own: its window and filter are
+    /// the whole scan filter. Also returns the measure's event table.
+    fn single_measure_events(
+        &self,
+        id: usize,
+        profile_key_type: &Type,
+    ) -> Result<(&'a TableSchema, LogicalPlanBuilder)> {
+        let table = self.event_table(&self.program.measures[id].event)?;
+        let time_name = table.time.clone().unwrap_or_default();
+        let time = self.time_column(table)?;
+        let condition = self.scan_filter(&time, &self.scan_bounds(&[id]))?;
+        let raw = time.is_raw().then_some(time_name.as_str());
+        let columns = self.pass_columns(table, &[id]);
+        let events = self
+            .normalized_scan_keeping(table, &columns, Some(profile_key_type), raw)?
+            .filter(condition)?;
+        Ok((table, events))
     }
 
     fn event_table(&self, event: &str) -> Result<&'a TableSchema> {
@@ -720,21 +720,32 @@ impl<'a> Planner<'a> {
         let column_name = measure.column.clone().unwrap_or_default();
         let value = || col(Column::from_name(column_name.as_str()));
         let tie_break = || col(Column::from_name(tie_break_column(&column_name)));
+        // Engines without `FILTER` (MySQL, BigQuery) take a value only where the condition
+        // holds: `count(CASE WHEN c THEN 1 END)`, `sum(CASE WHEN c THEN x END)`.
+        let in_case = if self.portable {
+            condition.clone()
+        } else {
+            None
+        };
+        let only_matching = |e: Expr| match &in_case {
+            Some(c) => when(c.clone(), e).end(),
+            None => Ok(e),
+        };
         let aggregate = match measure.aggregate {
-            Aggregate::Exists | Aggregate::Count => count(lit(1)),
-            Aggregate::CountValues => count(value()),
+            Aggregate::Exists | Aggregate::Count => count(only_matching(lit(1))?),
+            Aggregate::CountValues => count(only_matching(value())?),
             Aggregate::CountDistinct => {
                 return Err(DataFusionError::Internal(
                     "a distinct count has a pass of its own".into(),
                 ));
             }
-            Aggregate::Sum => sum(value()),
-            Aggregate::Avg => avg(value()),
-            Aggregate::Min => min(value()),
-            Aggregate::Max => max(value()),
+            Aggregate::Sum => sum(only_matching(value())?),
+            Aggregate::Avg => avg(only_matching(value())?),
+            Aggregate::Min => min(only_matching(value())?),
+            Aggregate::Max => max(only_matching(value())?),
             // The earliest (latest) time is the smallest (largest) one.
-            Aggregate::First if column_name == time.name => min(value()),
-            Aggregate::Last if column_name == time.name => max(value()),
+            Aggregate::First if column_name == time.name => min(only_matching(value())?),
+            Aggregate::Last if column_name == time.name => max(only_matching(value())?),
             Aggregate::First | Aggregate::Last => {
                 // The value at the earliest (latest) event; ties on time go to the smallest
                 // (largest) value. DataFusion's first_value gives wrong results with FILTER,
@@ -759,29 +770,8 @@ impl<'a> Planner<'a> {
             }
         };
         match condition {
-            // Engines without `FILTER` (MySQL, BigQuery) take the value only where the
-            // condition holds: `count(CASE WHEN c THEN 1 END)`, `sum(CASE WHEN c THEN x END)`.
-            Some(condition) if self.portable => {
-                let argument = match measure.aggregate {
-                    Aggregate::Exists | Aggregate::Count => lit(1),
-                    _ => value(),
-                };
-                let only_matching = when(condition, argument).end()?;
-                Ok(match measure.aggregate {
-                    Aggregate::Exists | Aggregate::Count | Aggregate::CountValues => {
-                        count(only_matching)
-                    }
-                    Aggregate::Sum => sum(only_matching),
-                    Aggregate::Avg => avg(only_matching),
-                    // `first`/`last` of the time column (others return above).
-                    Aggregate::Min | Aggregate::First => min(only_matching),
-                    Aggregate::Max | Aggregate::Last | Aggregate::CountDistinct => {
-                        max(only_matching)
-                    }
-                })
-            }
-            Some(condition) => aggregate.filter(condition).build(),
-            None => Ok(aggregate),
+            Some(condition) if in_case.is_none() => aggregate.filter(condition).build(),
+            _ => Ok(aggregate),
         }
     }
 }

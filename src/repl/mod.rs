@@ -640,16 +640,11 @@ impl Repl {
         for (name, source) in self.loaded.iter().chain(&self.typed) {
             let _ = write!(text, "\n# from {name}\n{}\n", source.trim_end());
         }
-        let target = std::path::Path::new(path);
-        let directory = target
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(std::path::Path::new("."));
-        let written = tempfile::NamedTempFile::new_in(directory).and_then(|mut file| {
-            std::io::Write::write_all(&mut file, text.as_bytes())?;
-            file.persist(target).map_err(|e| e.error)?;
-            Ok(())
-        });
+        let written = crate::exec::replace_file(
+            std::path::Path::new(path),
+            |mut file| std::io::Write::write_all(&mut file, text.as_bytes()),
+            |e| e,
+        );
         match written {
             Ok(()) => Output::ok(format!(
                 "saved {} definitions to {path}\n",
