@@ -43,8 +43,10 @@ pub mod catalog;
 pub mod check;
 pub mod demo;
 pub mod diagnostic;
+pub mod engine;
 pub mod exec;
 pub mod explain;
+pub mod live;
 pub mod plan;
 pub mod render;
 #[cfg(feature = "cli")]
@@ -636,18 +638,8 @@ impl Session {
     }
 }
 
-/// A DataFusion context configured as SegQL evaluates best:
-/// - Parquet strings are read as plain `Utf8`, not `Utf8View`: after a hash join, view
-///   arrays keep referring to every buffer of the joined table, and kernels that walk
-///   those buffers per batch made a 50-segment count over 1M profiles quadratic (25 s
-///   instead of 6).
-/// - Joins keep the sides the planner chose. DataFusion would swap a measure relation to
-///   the probe side when its row estimate (the events it aggregates) exceeds the
-///   profiles', and then build its hash table on the wide profiles.
-/// - Tables carry no statistics. With them, DataFusion estimates each filter's selectivity
-///   from the files' value ranges, and for some time comparisons (`year(ts) >= 2020` on
-///   millisecond times) its floating-point estimate exceeded 1 and it rejected the plan.
-///   The joins keep their sides anyway; Parquet still prunes row groups by their ranges.
+/// A DataFusion context in this process, configured as SegQL evaluates best (see
+/// [`engine::configure`]).
 pub fn new_context() -> SessionContext {
     new_context_with_memory_limit(None)
 }
@@ -667,13 +659,7 @@ pub fn new_context_with_memory_limit(bytes: Option<usize>) -> SessionContext {
         // Building the default runtime cannot fail; fall back to it all the same.
         Err(_) => return SessionContext::new(),
     };
-    let config = datafusion::prelude::SessionConfig::new()
-        .set_bool(
-            "datafusion.execution.parquet.schema_force_view_types",
-            false,
-        )
-        .set_bool("datafusion.optimizer.join_reordering", false)
-        .set_bool("datafusion.execution.collect_statistics", false);
+    let config = engine::configure(datafusion::prelude::SessionConfig::new());
     SessionContext::new_with_config_rt(config, runtime)
 }
 

@@ -432,6 +432,17 @@ async fn e0409_no_sql_for_this_segment() {
     assert!(rendered.contains("long_members"), "{rendered}");
 }
 
+#[tokio::test]
+async fn e0410_engine_unavailable() {
+    let engine: segql::engine::Engine = "ballista://127.0.0.1:1".parse().expect("an engine");
+    let Err(diagnostic) = segql::engine::context(&engine, None).await else {
+        panic!("nothing listens on port 1");
+    };
+    let rendered = segql::Report::new(diagnostic.into(), &SourceMap::new()).render(false);
+    assert_code("E0410", &rendered);
+    assert!(rendered.contains("ballista://127.0.0.1:1"), "{rendered}");
+}
+
 #[test]
 fn every_documented_code_is_tested() {
     let docs = std::fs::read_to_string("docs/diagnostics.md").expect("docs/diagnostics.md");

@@ -9,11 +9,15 @@ use clap::{Parser, Subcommand, ValueEnum};
 use datafusion::logical_expr::LogicalPlan;
 use segql::catalog::Catalog;
 use segql::diagnostic::{Diagnostic, Diagnostics, SourceMap};
+use segql::engine::{self, Engine};
 use segql::exec::OutputFormat;
 use segql::sql::{SqlDialect, TableNaming};
 use segql::{Report, Session, render};
 
+#[cfg(feature = "ballista")]
+mod cluster;
 mod progress;
+mod watch;
 
 use progress::Progress;
 
@@ -51,6 +55,10 @@ struct Common {
     /// Stop `run`, `count` and `why` when the evaluation takes longer, e.g. 30s, 5min, 1h
     #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
     timeout: Option<std::time::Duration>,
+    /// Where plans run: `local` (this process) or `ballista://HOST:PORT` (an Apache
+    /// Ballista scheduler; needs a segql built with `--features ballista`)
+    #[arg(long, global = true, value_name = "ENGINE", default_value_t = Engine::Local)]
+    engine: Engine,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -169,6 +177,38 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
+    /// Keep segment membership current from a stream of events: NDJSON events in, NDJSON
+    /// enter/exit changes out
+    Watch {
+        file: PathBuf,
+        /// Segments to keep (repeatable; default: every segment in FILE)
+        #[arg(long, value_name = "NAME")]
+        segment: Vec<String>,
+        /// Where events come from: `-` (standard input, the default) or a file
+        #[arg(long, value_name = "-|PATH")]
+        events: Option<PathBuf>,
+        /// Keep reading the events file as it grows, until stopped
+        #[arg(long, requires = "events")]
+        follow: bool,
+        /// Write changes to this file instead of standard output
+        #[arg(long, value_name = "PATH")]
+        out: Option<PathBuf>,
+        /// Where rejected input lines go, with their line numbers and the reason
+        #[arg(long, value_name = "PATH", default_value = "segql-dead-letters.ndjson")]
+        dead_letters: PathBuf,
+        /// Load the catalog's tables first; the members they imply are not emitted
+        #[arg(long)]
+        initial: bool,
+        /// At the end of the input, advance the clock to TIME and emit what time changed
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        until: Option<i64>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Run a node of an Apache Ballista cluster for `--engine ballista://HOST:PORT`
+    #[cfg(feature = "ballista")]
+    #[command(subcommand)]
+    Cluster(cluster::Node),
 }
 
 /// Where and how SQL for another engine is written (`--emit sql`, `--emit-sql-dir`).
@@ -376,6 +416,35 @@ pub async fn run(cli: Cli) -> ExitCode {
             seed,
             out,
         } => demo(customers, events_per_customer, seed, &out),
+        #[cfg(feature = "ballista")]
+        Command::Cluster(node) => cluster::run(node).await,
+        Command::Watch {
+            file,
+            segment,
+            events,
+            follow,
+            out,
+            dead_letters,
+            initial,
+            until,
+            common,
+        } => {
+            let printer = Printer::new(common.diagnostics);
+            let session = match session_for(&file, &common, None, initial, &printer).await {
+                Ok(session) => session,
+                Err(code) => return code,
+            };
+            let args = watch::WatchArgs {
+                segments: segment,
+                events,
+                follow,
+                out,
+                dead_letters,
+                initial,
+                until,
+            };
+            watch::watch(&session, args).await
+        }
     }
 }
 
@@ -421,7 +490,9 @@ async fn open_session(
             to_load.push(file.clone());
         }
     }
-    let ctx = segql::new_context_with_memory_limit(common.memory_limit);
+    let ctx = engine::context(&common.engine, common.memory_limit)
+        .await
+        .map_err(|d| Report::new(d.into(), &sources))?;
     let mut session = Session::with_context(catalog, ctx, sources, require_data).await?;
     // Parse and check all files together so every error of every file is reported.
     let mut texts = Vec::new();

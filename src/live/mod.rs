@@ -1,0 +1,579 @@
+//! The real-time back end: an interpreter of the checked program that keeps per-profile
+//! state and emits membership changes as events arrive and as time passes.
+//!
+//! It shares the checker and the IR with the DataFusion back end and nothing else; the
+//! differential test (`tests/live.rs`) holds the two to the same members at the same
+//! `as_of`. [`Membership`] is the engine:
+//!
+//! ```
+//! use segql::live::{Datum, Event, Membership};
+//! # use segql::{Session, catalog::{Catalog, TableConfig}, check::ir::Type};
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let catalog = Catalog::new(
+//! #     TableConfig::new("customers", None, "customer_id").with_column("customer_id", Type::Int),
+//! # )
+//! # .with_event(
+//! #     TableConfig::new("purchased", None, "customer_id")
+//! #         .with_time("ts")
+//! #         .with_column("customer_id", Type::Int)
+//! #         .with_column("ts", Type::Timestamp),
+//! # );
+//! # let mut session = Session::without_data(catalog).await?;
+//! session.add_source("s.seg", "segment recent = purchased within 30d")?;
+//! let mut live = Membership::new(session.program(), session.schema(), &[])?;
+//! const DAY: i64 = 86_400_000_000_000;
+//! live.ingest(Event::profile(vec![Datum::Int(7)]))?;
+//! let entered = live.ingest(Event::occurred(0, vec![Datum::Int(7), Datum::Ts(100 * DAY)]))?;
+//! assert!(entered[0].entered);
+//! // Thirty days later, with no new event, the purchase leaves the window.
+//! let exited = live.advance_to(131 * DAY);
+//! assert_eq!(exited[0].at, 130 * DAY + 1);
+//! assert!(!exited[0].entered);
+//! # Ok(())
+//! # }
+//! ```
+
+mod eval;
+pub mod json;
+mod load;
+mod state;
+mod value;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::fmt;
+use std::sync::Arc;
+
+use crate::catalog::{CatalogSchema, TableSchema};
+use crate::check::ir::{IrExpr, Program, TimePoint, Type, TypedExpr};
+use crate::diagnostic::Diagnostic;
+use eval::{Evaluation, Names, Node};
+use state::{MeasurePlan, MeasureState, Shape};
+
+pub use eval::DAY;
+pub use load::{batch_rows, current_events, datum};
+pub use value::{Datum, Key};
+
+/// Something that happened: a profile written, or an event of an event table.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A whole profile row, in the profile table's column order; it replaces the
+    /// profile with the same key.
+    Profile(Vec<Datum>),
+    /// A row of the event table at `table` (its position in the catalog), in its column
+    /// order.
+    Occurred { table: usize, row: Vec<Datum> },
+}
+
+impl Event {
+    pub fn profile(row: Vec<Datum>) -> Event {
+        Event::Profile(row)
+    }
+
+    pub fn occurred(table: usize, row: Vec<Datum>) -> Event {
+        Event::Occurred { table, row }
+    }
+}
+
+/// A profile entering or leaving a segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub segment: Arc<str>,
+    pub key: Key,
+    /// `true`: entered; `false`: exited.
+    pub entered: bool,
+    /// When: the event's time, or the instant the passage of time changed the answer.
+    pub at: i64,
+}
+
+/// Why an event was not accepted. Nothing was changed by it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    UnknownTable(usize),
+    WrongWidth {
+        table: String,
+        expected: usize,
+        got: usize,
+    },
+    NoKey {
+        table: String,
+        column: String,
+    },
+    NoTime {
+        table: String,
+        column: String,
+    },
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rejection::UnknownTable(i) => write!(f, "there is no event table number {i}"),
+            Rejection::WrongWidth {
+                table,
+                expected,
+                got,
+            } => write!(f, "a `{table}` row has {expected} columns, not {got}"),
+            Rejection::NoKey { table, column } => {
+                write!(
+                    f,
+                    "the `{table}` row has no key: `{column}` is null or not an integer or string"
+                )
+            }
+            Rejection::NoTime { table, column } => {
+                write!(f, "the `{table}` event has no time: `{column}` is null")
+            }
+        }
+    }
+}
+
+impl std::error::Error for Rejection {}
+
+struct SegmentPlan {
+    name: Arc<str>,
+    condition: Node,
+}
+
+/// Where an event table's key and time are.
+struct TableLayout {
+    name: String,
+    width: usize,
+    key: usize,
+    key_name: String,
+    time: usize,
+    time_name: String,
+    /// The engine's measures over this table.
+    measures: Vec<usize>,
+}
+
+struct Profile {
+    row: Option<Vec<Datum>>,
+    measures: Vec<Option<MeasureState>>,
+    members: Vec<bool>,
+    /// The time of this profile's live entry in the schedule (`i64::MAX`: none).
+    scheduled: i64,
+}
+
+/// The membership of a set of segments, kept current event by event.
+pub struct Membership {
+    segments: Vec<SegmentPlan>,
+    measures: Vec<MeasurePlan>,
+    /// Each measure's value over no events.
+    empty: Vec<Datum>,
+    profile_width: usize,
+    profile_key: usize,
+    profile_key_name: String,
+    profile_name: String,
+    tables: Vec<TableLayout>,
+    profiles: HashMap<Key, Profile>,
+    schedule: BinaryHeap<Reverse<(i64, Key)>>,
+    restless: HashSet<Key>,
+    now: i64,
+}
+
+impl Membership {
+    /// An engine for the named segments of `program` (all of them if `names` is empty),
+    /// with no profiles and the clock at the start of time.
+    pub fn new(
+        program: &Program,
+        schema: &CatalogSchema,
+        names: &[&str],
+    ) -> Result<Membership, Diagnostic> {
+        let chosen: Vec<_> = if names.is_empty() {
+            program.segments.iter().collect()
+        } else {
+            let mut chosen = Vec::new();
+            for name in names {
+                let segment = program.segment(name).ok_or_else(|| {
+                    Diagnostic::error("E0402", format!("there is no segment `{name}`"))
+                        .with_help("list the segments with `segql count FILE`")
+                })?;
+                chosen.push(segment);
+            }
+            chosen
+        };
+        // The measures the chosen segments read, in first-use order.
+        let mut used = Vec::new();
+        for segment in &chosen {
+            collect_measures(&segment.condition, program, &mut used);
+        }
+        let positions: HashMap<usize, usize> =
+            used.iter().enumerate().map(|(at, &id)| (id, at)).collect();
+        let profile_columns = column_positions(&schema.profiles);
+        let mut tables: Vec<TableLayout> = schema
+            .events
+            .iter()
+            .map(|table| TableLayout {
+                name: table.name.clone(),
+                width: table.columns.len(),
+                key: position(table, &table.key),
+                key_name: table.key.clone(),
+                time: table.time.as_deref().map_or(0, |t| position(table, t)),
+                time_name: table.time.clone().unwrap_or_default(),
+                measures: Vec::new(),
+            })
+            .collect();
+        let mut measures = Vec::new();
+        for (at, &id) in used.iter().enumerate() {
+            let measure = &program.measures[id];
+            let Some(table) = schema.events.iter().position(|t| t.name == measure.event) else {
+                return Err(crate::internal_error(&format!(
+                    "the measure over `{}` names no catalog event table",
+                    measure.event
+                )));
+            };
+            let event_columns = column_positions(&schema.events[table]);
+            let names = Names {
+                profile: &profile_columns,
+                event: Some(&event_columns),
+                measures: &positions,
+            };
+            let filter = measure.filter.as_ref().map(|f| Node::compile(f, &names));
+            let relative = |point: Option<TimePoint>| matches!(point, Some(TimePoint::FromNow(_)));
+            let shape = if filter
+                .as_ref()
+                .is_some_and(Node::depends_on_more_than_the_event)
+            {
+                Shape::Rechecked
+            } else if relative(measure.window.start) || relative(measure.window.end) {
+                Shape::Windowed
+            } else {
+                Shape::Running
+            };
+            let column = measure
+                .column
+                .as_ref()
+                .and_then(|c| event_columns.get(c).copied());
+            let integer_sum = measure.ty == Type::Int;
+            measures.push(MeasurePlan {
+                aggregate: measure.aggregate,
+                column,
+                filter,
+                start: measure.window.start,
+                end: measure.window.end,
+                integer_sum,
+                shape,
+            });
+            tables[table].measures.push(at);
+        }
+        let names = Names {
+            profile: &profile_columns,
+            event: None,
+            measures: &positions,
+        };
+        let segments = chosen
+            .iter()
+            .map(|s| SegmentPlan {
+                name: Arc::from(s.name.as_str()),
+                condition: Node::compile(&s.condition, &names),
+            })
+            .collect();
+        let empty = measures
+            .iter()
+            .map(|plan| {
+                let (mut horizon, mut restless) = (i64::MAX, false);
+                MeasureState::new(plan).value(plan, 0, &[], &mut horizon, &mut restless)
+            })
+            .collect();
+        Ok(Membership {
+            segments,
+            measures,
+            empty,
+            profile_width: schema.profiles.columns.len(),
+            profile_key: position(&schema.profiles, &schema.profiles.key),
+            profile_key_name: schema.profiles.key.clone(),
+            profile_name: schema.profiles.name.clone(),
+            tables,
+            profiles: HashMap::new(),
+            schedule: BinaryHeap::new(),
+            restless: HashSet::new(),
+            now: i64::MIN,
+        })
+    }
+
+    /// The segments this engine keeps, in order.
+    pub fn segment_names(&self) -> impl Iterator<Item = &str> {
+        self.segments.iter().map(|s| &*s.name)
+    }
+
+    /// The clock: the latest event time seen or time advanced to.
+    pub fn now(&self) -> i64 {
+        self.now
+    }
+
+    /// How many profiles are re-evaluated at every advance of the clock, because a
+    /// condition moves with time in a way with no computed next instant (a product of
+    /// two times, say). Zero for the usual constructs.
+    pub fn restless_profiles(&self) -> usize {
+        self.restless.len()
+    }
+
+    /// How many profiles (and customers seen only in events) the engine holds state for.
+    pub fn profiles(&self) -> usize {
+        self.profiles.len()
+    }
+
+    /// The members of `segment` now, sorted; `None` for a segment this engine does not keep.
+    pub fn members(&self, segment: &str) -> Option<Vec<Key>> {
+        let index = self.segments.iter().position(|s| &*s.name == segment)?;
+        let mut keys: Vec<Key> = self
+            .profiles
+            .iter()
+            .filter(|(_, p)| p.members[index])
+            .map(|(k, _)| k.clone())
+            .collect();
+        keys.sort();
+        Some(keys)
+    }
+
+    /// Loads the current tables without emitting changes: `events` are applied in any
+    /// order, the clock is set to `as_of` (or the latest event, if later), and every
+    /// profile's membership is computed once.
+    pub fn initialize(
+        &mut self,
+        events: impl IntoIterator<Item = Event>,
+        as_of: i64,
+    ) -> Result<(), Rejection> {
+        let events: Vec<Event> = events.into_iter().collect();
+        let mut now = as_of.max(self.now);
+        for event in &events {
+            if let Event::Occurred { table, row } = event {
+                let layout = self.layout(*table, row)?;
+                now = now.max(self.time_of(layout, row)?);
+            }
+        }
+        self.now = now;
+        let mut touched = HashSet::new();
+        for event in events {
+            touched.insert(self.apply(event)?);
+        }
+        for key in touched {
+            self.evaluate(&key, now, &mut Vec::new());
+        }
+        Ok(())
+    }
+
+    /// Applies one event and returns the changes it causes, after those the passage of
+    /// time up to the event's time caused. An event older than the clock (late) is
+    /// applied as of its own time; the changes it causes happen at the clock's time.
+    pub fn ingest(&mut self, event: Event) -> Result<Vec<Change>, Rejection> {
+        let mut changes = Vec::new();
+        if let Event::Occurred { table, row } = &event {
+            let layout = self.layout(*table, row)?;
+            let time = self.time_of(layout, row)?;
+            Membership::key_of(row, layout.key, &layout.name, &layout.key_name)?;
+            changes = self.advance_to(time);
+        } else if let Event::Profile(row) = &event {
+            self.check_profile(row)?;
+        }
+        let key = self.apply(event)?;
+        let now = self.now;
+        self.evaluate(&key, now, &mut changes);
+        Ok(changes)
+    }
+
+    /// Moves the clock to `time` and returns the changes the passage of time caused, in
+    /// time order: windows that lost their last qualifying event, absences that began,
+    /// comparisons with `now` that flipped.
+    pub fn advance_to(&mut self, time: i64) -> Vec<Change> {
+        let mut changes = Vec::new();
+        if time <= self.now {
+            return changes;
+        }
+        while let Some(Reverse((at, _))) = self.schedule.peek() {
+            if *at > time {
+                break;
+            }
+            let Some(Reverse((at, key))) = self.schedule.pop() else {
+                break;
+            };
+            let live = self.profiles.get(&key).is_some_and(|p| p.scheduled == at);
+            if live {
+                self.now = self.now.max(at);
+                self.evaluate(&key, at, &mut changes);
+            }
+        }
+        self.now = time;
+        let restless: Vec<Key> = self.restless.iter().cloned().collect();
+        for key in restless {
+            self.evaluate(&key, time, &mut changes);
+        }
+        changes
+    }
+
+    fn layout(&self, table: usize, row: &[Datum]) -> Result<&TableLayout, Rejection> {
+        let layout = self
+            .tables
+            .get(table)
+            .ok_or(Rejection::UnknownTable(table))?;
+        if row.len() != layout.width {
+            return Err(Rejection::WrongWidth {
+                table: layout.name.clone(),
+                expected: layout.width,
+                got: row.len(),
+            });
+        }
+        Ok(layout)
+    }
+
+    fn time_of(&self, layout: &TableLayout, row: &[Datum]) -> Result<i64, Rejection> {
+        match row[layout.time] {
+            Datum::Ts(t) => Ok(t),
+            _ => Err(Rejection::NoTime {
+                table: layout.name.clone(),
+                column: layout.time_name.clone(),
+            }),
+        }
+    }
+
+    fn key_of(row: &[Datum], at: usize, table: &str, column: &str) -> Result<Key, Rejection> {
+        Key::from_datum(&row[at]).ok_or_else(|| Rejection::NoKey {
+            table: table.to_string(),
+            column: column.to_string(),
+        })
+    }
+
+    fn check_profile(&self, row: &[Datum]) -> Result<Key, Rejection> {
+        if row.len() != self.profile_width {
+            return Err(Rejection::WrongWidth {
+                table: self.profile_name.clone(),
+                expected: self.profile_width,
+                got: row.len(),
+            });
+        }
+        Membership::key_of(
+            row,
+            self.profile_key,
+            &self.profile_name,
+            &self.profile_key_name,
+        )
+    }
+
+    /// Adds an event to its profile's state; returns the profile's key.
+    fn apply(&mut self, event: Event) -> Result<Key, Rejection> {
+        match event {
+            Event::Profile(row) => {
+                let key = self.check_profile(&row)?;
+                self.profile_entry(&key).row = Some(row);
+                Ok(key)
+            }
+            Event::Occurred { table, row } => {
+                let layout = self.layout(table, &row)?;
+                let time = self.time_of(layout, &row)?;
+                let key = Membership::key_of(&row, layout.key, &layout.name, &layout.key_name)?;
+                let measures = layout.measures.clone();
+                let now = self.now;
+                let plans = &self.measures;
+                let count = plans.len();
+                let segments = self.segments.len();
+                let profile = self.profiles.entry(key.clone()).or_insert_with(|| Profile {
+                    row: None,
+                    measures: (0..count).map(|_| None).collect(),
+                    members: vec![false; segments],
+                    scheduled: i64::MAX,
+                });
+                for at in measures {
+                    let plan = &plans[at];
+                    profile.measures[at]
+                        .get_or_insert_with(|| MeasureState::new(plan))
+                        .add(plan, time, &row, now);
+                }
+                Ok(key)
+            }
+        }
+    }
+
+    fn profile_entry(&mut self, key: &Key) -> &mut Profile {
+        let count = self.measures.len();
+        let segments = self.segments.len();
+        self.profiles.entry(key.clone()).or_insert_with(|| Profile {
+            row: None,
+            measures: (0..count).map(|_| None).collect(),
+            members: vec![false; segments],
+            scheduled: i64::MAX,
+        })
+    }
+
+    /// Evaluates one profile's segments at `now`, records changes at `now`, and
+    /// schedules the profile's next possible change.
+    fn evaluate(&mut self, key: &Key, now: i64, changes: &mut Vec<Change>) {
+        let Some(profile) = self.profiles.get_mut(key) else {
+            return;
+        };
+        let mut horizon = i64::MAX;
+        let mut restless = false;
+        let row = profile.row.as_deref();
+        let mut values = Vec::with_capacity(self.measures.len());
+        for (at, plan) in self.measures.iter().enumerate() {
+            values.push(match (&mut profile.measures[at], row) {
+                (Some(state), Some(row)) => {
+                    state.value(plan, now, row, &mut horizon, &mut restless)
+                }
+                _ => self.empty[at].clone(),
+            });
+        }
+        for (at, segment) in self.segments.iter().enumerate() {
+            // Only profiles are members: events alone make no member.
+            let member = match row {
+                Some(row) => {
+                    let mut evaluation = Evaluation::new(now, row, &values);
+                    let member = evaluation.holds(&segment.condition);
+                    horizon = horizon.min(evaluation.horizon);
+                    restless |= evaluation.restless;
+                    member
+                }
+                None => false,
+            };
+            if member != profile.members[at] {
+                profile.members[at] = member;
+                changes.push(Change {
+                    segment: segment.name.clone(),
+                    key: key.clone(),
+                    entered: member,
+                    at: now,
+                });
+            }
+        }
+        if horizon != i64::MAX && horizon != profile.scheduled {
+            self.schedule.push(Reverse((horizon, key.clone())));
+        }
+        profile.scheduled = horizon;
+        if restless {
+            self.restless.insert(key.clone());
+        } else {
+            self.restless.remove(key);
+        }
+    }
+}
+
+fn column_positions(table: &TableSchema) -> HashMap<String, usize> {
+    table
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(at, c)| (c.name.clone(), at))
+        .collect()
+}
+
+fn position(table: &TableSchema, column: &str) -> usize {
+    table
+        .columns
+        .iter()
+        .position(|c| c.name == column)
+        .unwrap_or(0)
+}
+
+/// The program's measures `expr` reads, including through measure filters.
+fn collect_measures(expr: &TypedExpr, program: &Program, used: &mut Vec<usize>) {
+    crate::plan::visit(expr, &mut |e| {
+        if let IrExpr::Measure(id) = e.kind
+            && !used.contains(&id)
+        {
+            used.push(id);
+            if let Some(filter) = &program.measures[id].filter {
+                collect_measures(filter, program, used);
+            }
+        }
+    });
+}

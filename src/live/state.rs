@@ -1,0 +1,391 @@
+//! Per-profile state of one measure, and the measure's value from it at a time.
+//!
+//! Three shapes, chosen per measure when the engine is built:
+//!
+//! | shape | when | state per profile |
+//! | --- | --- | --- |
+//! | running | the window has no start relative to `now` (none, `since`, `between` dates) and the filter reads only the event | the aggregate itself: a count, a sum (and count for `avg`), a min or max, a set of distinct values, or the first or last (time, value) |
+//! | windowed | a window start relative to `now` (`within 30d`) | the (time, value) of each counted event still inside the window, oldest first; older ones are dropped |
+//! | rechecked | the filter reads the profile or the clock (`purchased(ts > signup_ts)`) | every event row of that table that a window could still count |
+//!
+//! Running state never changes with the clock. Windowed and rechecked state changes
+//! when the oldest event leaves the window, which is when the profile is scheduled.
+
+use std::collections::{HashSet, VecDeque};
+
+use super::eval::{Evaluation, Node};
+use super::value::{Datum, DistinctKey};
+use crate::check::ir::{Aggregate, TimePoint};
+
+/// A measure compiled for the interpreter.
+#[derive(Debug, Clone)]
+pub struct MeasurePlan {
+    pub aggregate: Aggregate,
+    /// The aggregated column's position in the event table.
+    pub column: Option<usize>,
+    pub filter: Option<Node>,
+    pub start: Option<TimePoint>,
+    pub end: Option<TimePoint>,
+    /// `sum` over an integer column is an integer.
+    pub integer_sum: bool,
+    pub shape: Shape,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    Running,
+    Windowed,
+    Rechecked,
+}
+
+impl MeasurePlan {
+    /// Whether an event at `time` can ever be counted, whatever the clock says.
+    fn ever_in_window(&self, time: i64) -> bool {
+        let after_start = match self.start {
+            Some(TimePoint::Absolute(start)) => time >= start,
+            _ => true,
+        };
+        let before_end = match self.end {
+            Some(TimePoint::Absolute(end)) => time < end,
+            _ => true,
+        };
+        after_start && before_end
+    }
+
+    /// Whether an event at `time` is counted at `now`.
+    fn in_window(&self, time: i64, now: i64) -> bool {
+        time <= now
+            && self.start.is_none_or(|s| time >= s.resolve(now))
+            && self.end.is_none_or(|e| time < e.resolve(now))
+    }
+
+    /// The earliest clock time after `now` at which an event at `time` enters or leaves
+    /// the window.
+    fn window_change(&self, time: i64, now: i64) -> Option<i64> {
+        let mut next = None::<i64>;
+        let mut consider = |t: i64| {
+            if t > now {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        };
+        if time > now {
+            consider(time);
+        }
+        if let Some(TimePoint::FromNow(offset)) = self.start {
+            // Counted while time >= now + offset.
+            consider(time.saturating_sub(offset).saturating_add(1));
+        }
+        if let Some(TimePoint::FromNow(offset)) = self.end {
+            // Counted once time < now + offset.
+            consider(time.saturating_sub(offset).saturating_add(1));
+        }
+        next
+    }
+}
+
+/// One profile's state for one measure.
+#[derive(Debug, Clone)]
+pub enum MeasureState {
+    Running(Running),
+    /// Counted events' (time, value), oldest first.
+    Windowed(VecDeque<(i64, Datum)>),
+    /// Event rows that may still count, oldest first.
+    Rechecked(VecDeque<(i64, Vec<Datum>)>),
+}
+
+/// The aggregate so far, for measures whose events never leave.
+#[derive(Debug, Clone)]
+pub enum Running {
+    Count(i64),
+    Distinct(HashSet<DistinctKey>),
+    IntSum(i64),
+    FloatSum(f64),
+    Avg { sum: f64, count: i64 },
+    Extreme(Datum),
+    Edge(Option<(i64, Datum)>),
+}
+
+impl MeasureState {
+    pub fn new(plan: &MeasurePlan) -> MeasureState {
+        match plan.shape {
+            Shape::Running => MeasureState::Running(match plan.aggregate {
+                Aggregate::Exists | Aggregate::Count | Aggregate::CountValues => Running::Count(0),
+                Aggregate::CountDistinct => Running::Distinct(HashSet::new()),
+                Aggregate::Sum if plan.integer_sum => Running::IntSum(0),
+                Aggregate::Sum => Running::FloatSum(0.0),
+                Aggregate::Avg => Running::Avg { sum: 0.0, count: 0 },
+                Aggregate::Min | Aggregate::Max => Running::Extreme(Datum::Null),
+                Aggregate::First | Aggregate::Last => Running::Edge(None),
+            }),
+            Shape::Windowed => MeasureState::Windowed(VecDeque::new()),
+            Shape::Rechecked => MeasureState::Rechecked(VecDeque::new()),
+        }
+    }
+
+    /// Adds one event of the measure's table (`row`, at `time`) for a profile, at clock
+    /// `now`. Events a window can never count are not kept.
+    pub fn add(&mut self, plan: &MeasurePlan, time: i64, row: &[Datum], now: i64) {
+        if !plan.ever_in_window(time) {
+            return;
+        }
+        if let Some(TimePoint::FromNow(offset)) = plan.start
+            && time < now.saturating_add(offset)
+        {
+            // Already older than the window, and windows only move forward.
+            return;
+        }
+        if let MeasureState::Rechecked(rows) = self {
+            insert_by_time(rows, time, row.to_vec());
+            return;
+        }
+        if let Some(filter) = &plan.filter {
+            let mut evaluation = Evaluation::new(now, &[], &[]);
+            evaluation.event = Some(row);
+            if !evaluation.holds(filter) {
+                return;
+            }
+        }
+        let value = plan
+            .column
+            .and_then(|c| row.get(c))
+            .cloned()
+            .unwrap_or(Datum::Null);
+        match self {
+            MeasureState::Running(running) => running.add(plan.aggregate, time, value),
+            MeasureState::Windowed(events) => insert_by_time(events, time, value),
+            MeasureState::Rechecked(_) => {}
+        }
+    }
+
+    /// The measure's value at `now` for a profile, lowering `horizon` to the next time it
+    /// may change. Events that left a `now`-relative window for good are dropped.
+    pub fn value(
+        &mut self,
+        plan: &MeasurePlan,
+        now: i64,
+        profile: &[Datum],
+        horizon: &mut i64,
+        restless: &mut bool,
+    ) -> Datum {
+        let start = match plan.start {
+            Some(TimePoint::FromNow(offset)) => Some(now.saturating_add(offset)),
+            _ => None,
+        };
+        match self {
+            MeasureState::Running(running) => running.value(plan.aggregate),
+            MeasureState::Windowed(events) => {
+                if let Some(start) = start {
+                    while events.front().is_some_and(|(t, _)| *t < start) {
+                        events.pop_front();
+                    }
+                }
+                let mut counted = Vec::with_capacity(events.len());
+                for (time, value) in events.iter() {
+                    if let Some(change) = plan.window_change(*time, now) {
+                        *horizon = (*horizon).min(change);
+                    }
+                    if plan.in_window(*time, now) {
+                        counted.push((*time, value));
+                    }
+                }
+                aggregate(plan, &counted)
+            }
+            MeasureState::Rechecked(rows) => {
+                if let Some(start) = start {
+                    while rows.front().is_some_and(|(t, _)| *t < start) {
+                        rows.pop_front();
+                    }
+                }
+                let mut values = Vec::with_capacity(rows.len());
+                for (time, row) in rows.iter() {
+                    if let Some(change) = plan.window_change(*time, now) {
+                        *horizon = (*horizon).min(change);
+                    }
+                    if !plan.in_window(*time, now) {
+                        continue;
+                    }
+                    if let Some(filter) = &plan.filter {
+                        let mut evaluation = Evaluation::new(now, profile, &[]);
+                        evaluation.event = Some(row);
+                        let holds = evaluation.holds(filter);
+                        *horizon = (*horizon).min(evaluation.horizon);
+                        *restless |= evaluation.restless;
+                        if !holds {
+                            continue;
+                        }
+                    }
+                    let value = plan.column.and_then(|c| row.get(c)).unwrap_or(&Datum::Null);
+                    values.push((*time, value));
+                }
+                aggregate(plan, &values)
+            }
+        }
+    }
+}
+
+fn insert_by_time<T>(events: &mut VecDeque<(i64, T)>, time: i64, item: T) {
+    let at = events.partition_point(|(t, _)| *t <= time);
+    events.insert(at, (time, item));
+}
+
+impl Running {
+    fn add(&mut self, aggregate: Aggregate, time: i64, value: Datum) {
+        match self {
+            Running::Count(n) => {
+                if aggregate != Aggregate::CountValues || !value.is_null() {
+                    *n += 1;
+                }
+            }
+            Running::Distinct(set) => {
+                if !value.is_null() {
+                    set.insert(value.distinct_key());
+                }
+            }
+            Running::IntSum(sum) => {
+                if let Datum::Int(i) = value {
+                    *sum = sum.wrapping_add(i);
+                }
+            }
+            Running::FloatSum(sum) => {
+                if let Some(x) = value.as_float() {
+                    *sum += x;
+                }
+            }
+            Running::Avg { sum, count } => {
+                if let Some(x) = value.as_float() {
+                    *sum += x;
+                    *count += 1;
+                }
+            }
+            Running::Extreme(current) => {
+                if value.is_null() {
+                    return;
+                }
+                let replace = current.is_null()
+                    || match value.compare(current) {
+                        Some(order) if aggregate == Aggregate::Min => order.is_lt(),
+                        Some(order) => order.is_gt(),
+                        None => false,
+                    };
+                if replace {
+                    *current = value;
+                }
+            }
+            Running::Edge(edge) => {
+                let first = aggregate == Aggregate::First;
+                let replace = match edge {
+                    None => true,
+                    Some((t, current)) => {
+                        (first && time < *t)
+                            || (!first && time > *t)
+                            || (time == *t && better_tie(first, &value, current))
+                    }
+                };
+                if replace {
+                    *edge = Some((time, value));
+                }
+            }
+        }
+    }
+
+    fn value(&self, aggregate: Aggregate) -> Datum {
+        match self {
+            Running::Count(n) if aggregate == Aggregate::Exists => Datum::Bool(*n > 0),
+            Running::Count(n) => Datum::Int(*n),
+            Running::Distinct(set) => Datum::Int(set.len() as i64),
+            Running::IntSum(sum) => Datum::Int(*sum),
+            Running::FloatSum(sum) => Datum::Float(*sum),
+            Running::Avg { sum, count } => {
+                if *count == 0 {
+                    Datum::Null
+                } else {
+                    Datum::Float(sum / *count as f64)
+                }
+            }
+            Running::Extreme(value) => value.clone(),
+            Running::Edge(edge) => edge.as_ref().map_or(Datum::Null, |(_, v)| v.clone()),
+        }
+    }
+}
+
+/// Among events at the same time, `first` takes the smallest value and `last` the
+/// largest; nulls come last either way.
+fn better_tie(first: bool, candidate: &Datum, current: &Datum) -> bool {
+    match (candidate.is_null(), current.is_null()) {
+        (true, _) => false,
+        (false, true) => true,
+        (false, false) => match candidate.compare(current) {
+            Some(order) if first => order.is_lt(),
+            Some(order) => order.is_gt(),
+            None => false,
+        },
+    }
+}
+
+/// The aggregate over counted events' (time, value), in time order.
+fn aggregate(plan: &MeasurePlan, events: &[(i64, &Datum)]) -> Datum {
+    let values = || events.iter().map(|(_, v)| *v).filter(|v| !v.is_null());
+    match plan.aggregate {
+        Aggregate::Exists => Datum::Bool(!events.is_empty()),
+        Aggregate::Count => Datum::Int(events.len() as i64),
+        Aggregate::CountValues => Datum::Int(values().count() as i64),
+        Aggregate::CountDistinct => Datum::Int(
+            values()
+                .map(Datum::distinct_key)
+                .collect::<HashSet<_>>()
+                .len() as i64,
+        ),
+        Aggregate::Sum if plan.integer_sum => Datum::Int(
+            values()
+                .filter_map(|v| match v {
+                    Datum::Int(i) => Some(*i),
+                    _ => None,
+                })
+                .fold(0i64, i64::wrapping_add),
+        ),
+        Aggregate::Sum => Datum::Float(values().filter_map(Datum::as_float).sum()),
+        Aggregate::Avg => {
+            let numbers: Vec<f64> = values().filter_map(Datum::as_float).collect();
+            if numbers.is_empty() {
+                Datum::Null
+            } else {
+                Datum::Float(numbers.iter().sum::<f64>() / numbers.len() as f64)
+            }
+        }
+        Aggregate::Min | Aggregate::Max => {
+            let mut best: Option<&Datum> = None;
+            for value in values() {
+                let replace = match best {
+                    None => true,
+                    Some(current) => match value.compare(current) {
+                        Some(order) if plan.aggregate == Aggregate::Min => order.is_lt(),
+                        Some(order) => order.is_gt(),
+                        None => false,
+                    },
+                };
+                if replace {
+                    best = Some(value);
+                }
+            }
+            best.cloned().unwrap_or(Datum::Null)
+        }
+        Aggregate::First | Aggregate::Last => {
+            let first = plan.aggregate == Aggregate::First;
+            let mut edge: Option<(i64, &Datum)> = None;
+            for &(time, value) in events {
+                let replace = match edge {
+                    None => true,
+                    Some((t, current)) => {
+                        (first && time < t)
+                            || (!first && time > t)
+                            || (time == t && better_tie(first, value, current))
+                    }
+                };
+                if replace {
+                    edge = Some((time, value));
+                }
+            }
+            edge.map_or(Datum::Null, |(_, v)| v.clone())
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! The same plans on an Apache Ballista cluster: every demo, benchmark and construct-corpus
+//! segment, and the one-pass count of all of them, run on a Ballista cluster in this
+//! process (a scheduler and an executor talking over gRPC on loopback, the plans shipped
+//! through datafusion-proto) and in process; the members must be identical.
+//! `scripts/ballista_cluster.sh` does the same against separate scheduler and executor
+//! processes. Needs `--features ballista`.
+#![cfg(feature = "ballista")]
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use datafusion::arrow::array::{Array, Int64Array};
+use datafusion::prelude::SessionContext;
+use segql::Session;
+use segql::catalog::Catalog;
+use segql::diagnostic::SourceMap;
+
+const FILES: [&str; 3] = [
+    "examples/shop/segments.seg",
+    "bench/segments.seg",
+    "tests/sql/constructs.seg",
+];
+
+/// The demo catalog registered in `ctx`.
+async fn session(ctx: SessionContext) -> Session {
+    let mut sources = SourceMap::new();
+    let catalog = Catalog::load(Path::new("examples/shop/segql.toml"), &mut sources)
+        .expect("the demo catalog loads");
+    Session::with_context(catalog, ctx, sources, true)
+        .await
+        .expect("the demo tables register")
+}
+
+/// `session` with the segments of `file` alone (the files reuse names).
+fn load(session: &mut Session, file: &str) {
+    session.clear_sources();
+    session
+        .add_file(Path::new(file))
+        .unwrap_or_else(|r| panic!("{file} checks:\n{r}"));
+}
+
+async fn members(session: &Session, name: &str) -> BTreeSet<i64> {
+    let plan = session.plan_segments(&[name], &[]).expect("plan");
+    let batches = session
+        .execute(plan)
+        .await
+        .unwrap_or_else(|r| panic!("`{name}` runs:\n{r}"));
+    let mut keys = BTreeSet::new();
+    for batch in &batches {
+        let ints = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("Int64 keys");
+        keys.extend((0..ints.len()).map(|i| ints.value(i)));
+    }
+    keys
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_segment_has_the_same_members_on_ballista() {
+    let cluster = segql::engine::standalone_ballista_context(2)
+        .await
+        .expect("a Ballista cluster starts in process");
+    let mut local = session(segql::new_context()).await;
+    let mut distributed = session(cluster).await;
+    let mut compared = 0;
+    let mut differing = Vec::new();
+    for file in FILES {
+        load(&mut local, file);
+        load(&mut distributed, file);
+        let names: Vec<String> = local
+            .program()
+            .segments
+            .iter()
+            .map(|s| s.name.clone())
+            .collect();
+        for name in &names {
+            let expected = members(&local, name).await;
+            let got = members(&distributed, name).await;
+            compared += 1;
+            if expected != got {
+                differing.push(format!(
+                    "{file}: {name}: {} members in process, {} on Ballista",
+                    expected.len(),
+                    got.len()
+                ));
+            }
+        }
+        // The one-pass count of every segment is one plan with every measure: the same too.
+        let local_counts = local.counts(&[]).await.expect("count in process");
+        let cluster_counts = distributed.counts(&[]).await.expect("count on Ballista");
+        assert_eq!(local_counts, cluster_counts, "{file}: counts");
+        assert!(
+            local_counts.iter().any(|(_, n)| *n > 0),
+            "{file}: all empty"
+        );
+    }
+    assert!(differing.is_empty(), "{}", differing.join("\n"));
+    assert!(compared > 60, "only {compared} segments compared");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_profile_key_check_runs_on_ballista() {
+    let cluster = session(
+        segql::engine::standalone_ballista_context(1)
+            .await
+            .expect("a Ballista cluster starts in process"),
+    )
+    .await;
+    cluster
+        .check_profile_keys()
+        .await
+        .expect("the demo's keys are unique");
+}
