@@ -266,7 +266,11 @@ impl DeadLetters {
                 })?;
             self.file = Some(file);
         }
-        let record = serde_json::json!({"line": line, "error": reason, "input": input});
+        let record = format!(
+            "{{\"line\":{line},\"error\":{},\"input\":{}}}",
+            serde_json::Value::from(reason),
+            serde_json::Value::from(input)
+        );
         if let Some(file) = &mut self.file {
             writeln!(file, "{record}")
                 .and_then(|_| file.flush())
@@ -284,6 +288,7 @@ impl DeadLetters {
     fn summary(&self) -> String {
         match self.count {
             0 => String::new(),
+            1 => format!(", 1 line rejected (see `{}`)", self.path.display()),
             n => format!(", {n} lines rejected (see `{}`)", self.path.display()),
         }
     }

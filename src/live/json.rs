@@ -29,7 +29,9 @@ pub fn parse_event(line: &str, schema: &CatalogSchema) -> Result<Event, String> 
             return Err("`event` must be a string naming an event table or \"profile\"".into());
         }
         None => {
-            return Err("no `event` field: name the event table (or \"profile\") in `event`".into());
+            return Err(
+                "no `event` field: name the event table (or \"profile\") in `event`".into(),
+            );
         }
     };
     if name == PROFILE_EVENT {

@@ -169,6 +169,9 @@ pub struct Membership {
     profiles: HashMap<Key, Profile>,
     schedule: BinaryHeap<Reverse<(i64, Key)>>,
     restless: HashSet<Key>,
+    /// Profiles written before any event set the clock.
+    waiting: HashSet<Key>,
+    /// The clock; `i64::MIN` until the first event or advance.
     now: i64,
 }
 
@@ -288,6 +291,7 @@ impl Membership {
             profiles: HashMap::new(),
             schedule: BinaryHeap::new(),
             restless: HashSet::new(),
+            waiting: HashSet::new(),
             now: i64::MIN,
         })
     }
@@ -344,7 +348,7 @@ impl Membership {
             }
         }
         self.now = now;
-        let mut touched = HashSet::new();
+        let mut touched: HashSet<Key> = self.waiting.drain().collect();
         for event in events {
             touched.insert(self.apply(event)?);
         }
@@ -368,6 +372,11 @@ impl Membership {
             self.check_profile(row)?;
         }
         let key = self.apply(event)?;
+        if self.now == i64::MIN {
+            // No event has set the clock yet: the profile's changes wait for the first.
+            self.waiting.insert(key);
+            return Ok(changes);
+        }
         let now = self.now;
         self.evaluate(&key, now, &mut changes);
         Ok(changes)
@@ -379,6 +388,16 @@ impl Membership {
     pub fn advance_to(&mut self, time: i64) -> Vec<Change> {
         let mut changes = Vec::new();
         if time <= self.now {
+            return changes;
+        }
+        if self.now == i64::MIN {
+            // The clock starts: profiles written before it are evaluated at its start.
+            self.now = time;
+            let mut waiting: Vec<Key> = self.waiting.drain().collect();
+            waiting.sort();
+            for key in waiting {
+                self.evaluate(&key, time, &mut changes);
+            }
             return changes;
         }
         while let Some(Reverse((at, _))) = self.schedule.peek() {
