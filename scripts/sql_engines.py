@@ -19,6 +19,7 @@ Needs: pip install duckdb "psycopg[binary]" pymysql
 """
 
 import datetime
+import decimal
 import json
 import os
 import sqlite3
@@ -71,11 +72,24 @@ def value_for(dialect, value):
     return value
 
 
+def plain(value):
+    """A result cell as JSON: numbers stay numbers (decimals become floats), the rest text."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    return str(value)
+
+
 def run_queries(execute, queries, results):
     """Runs each query with `execute(sql) -> rows`; an error is that query's result."""
     for query in queries:
         try:
-            results[query["id"]] = {"keys": [row[0] for row in execute(query["sql"])]}
+            rows = execute(query["sql"])
+            results[query["id"]] = {
+                "keys": [row[0] for row in rows],
+                "rows": [[plain(v) for v in row] for row in rows],
+            }
         except Exception as error:  # noqa: BLE001 - reported per query
             results[query["id"]] = {"error": str(error)}
 

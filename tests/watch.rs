@@ -167,3 +167,15 @@ fn watch_without_events_file_says_so() {
         "{stderr}"
     );
 }
+
+#[test]
+fn an_unknown_segment_is_named() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let output = watch(&["--segment", "nope"], "", directory.path());
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("error[E0402]: there is no segment `nope`"),
+        "{stderr}"
+    );
+}

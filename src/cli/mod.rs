@@ -85,6 +85,10 @@ enum Command {
         /// The stage to print
         #[arg(long, value_enum, default_value_t = Emit::Plan)]
         emit: Emit,
+        /// Extra columns of the plans and the SQL: profile columns, metrics or stages
+        /// (comma-separated)
+        #[arg(long, value_name = "COL,...", value_delimiter = ',')]
+        with: Vec<String>,
         #[command(flatten)]
         sql: SqlArgs,
         /// Evaluation time (default: the catalog's `as_of`, else now)
@@ -358,6 +362,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             file,
             segment,
             emit,
+            with,
             sql,
             as_of,
             common,
@@ -365,7 +370,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             let naming = sql.naming();
             compile(
                 &file,
-                &segment,
+                (&segment, &with_columns(&with)),
                 (emit, sql.dialect, &naming),
                 as_of,
                 &common,
@@ -568,7 +573,7 @@ async fn check(files: &[PathBuf], common: &Common) -> ExitCode {
 
 async fn compile(
     file: &Path,
-    segment: &str,
+    (segment, with): (&str, &[&str]),
     (emit, dialect, naming): (Emit, SqlDialect, &TableNaming),
     as_of: Option<i64>,
     common: &Common,
@@ -598,12 +603,12 @@ async fn compile(
             Ok(segments) => segql::check::display::segment_ir(segments[0], session.program()),
             Err(report) => return printer.report(&report),
         },
-        Emit::Sql => match session.segment_sql(segment, &[], dialect, naming) {
+        Emit::Sql => match session.segment_sql(segment, with, dialect, naming) {
             Ok(sql) => sql + ";\n",
             Err(report) => return printer.report(&report),
         },
         Emit::Plan | Emit::Optimized | Emit::Physical => {
-            let plan = match session.plan_segments(&[segment], &[]) {
+            let plan = match session.plan_segments(&[segment], with) {
                 Ok(plan) => plan,
                 Err(report) => return printer.report(&report),
             };

@@ -31,7 +31,7 @@ pub async fn watch(session: &Session, args: WatchArgs) -> ExitCode {
     let mut live = match Membership::new(session.program(), session.schema(), &names) {
         Ok(live) => live,
         Err(diagnostic) => {
-            eprintln!("error[{}]: {}", diagnostic.code, diagnostic.message);
+            eprintln!("{diagnostic}");
             return ExitCode::from(1);
         }
     };

@@ -1,0 +1,122 @@
+//! Throughput and latency of the real-time interpreter: the demo's 20 segments over
+//! synthetic customers, events ingested one at a time on one core.
+//!
+//! ```text
+//! cargo bench --bench live                     # 1M customers, 5M events
+//! cargo bench --bench live -- 100000 1000000   # CUSTOMERS EVENTS
+//! ```
+//!
+//! Profiles and events are the demo's own rows, re-keyed onto the synthetic customers and
+//! re-timed to arrive in order over 30 days, so values and selectivities are the demo's.
+//! Prints events per second, the latency of `ingest` (p50, p99, p99.9, max), the time of
+//! `advance_to` over one day with no events, and the peak resident memory.
+
+use std::path::Path;
+use std::time::Instant;
+
+use segql::live::{DAY, Datum, Event, Membership};
+
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    let at = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[at] as f64 / 1_000.0
+}
+
+fn main() {
+    let numbers: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let customers = numbers.first().copied().unwrap_or(1_000_000);
+    let events = numbers.get(1).copied().unwrap_or(5_000_000);
+
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let (session, demo_events) = runtime.block_on(async {
+        let mut session = segql::Session::open(Path::new("examples/shop/segql.toml"))
+            .await
+            .expect("the demo catalog");
+        session
+            .add_file(Path::new("examples/shop/segments.seg"))
+            .expect("the demo segments");
+        let events = segql::live::current_events(&session)
+            .await
+            .expect("the demo tables");
+        (session, events)
+    });
+    let (profiles, occurred): (Vec<Event>, Vec<Event>) = demo_events
+        .into_iter()
+        .partition(|e| matches!(e, Event::Profile(_)));
+    let start = session.as_of();
+
+    let mut live = Membership::new(session.program(), session.schema(), &[]).expect("an engine");
+    let segments = live.segment_names().count();
+    live.advance_to(start);
+    let began = Instant::now();
+    for customer in 0..customers {
+        let Event::Profile(mut row) = profiles[customer % profiles.len()].clone() else {
+            unreachable!("profiles only")
+        };
+        row[0] = Datum::Int(customer as i64);
+        live.ingest(Event::Profile(row)).expect("a profile");
+    }
+    let profile_seconds = began.elapsed().as_secs_f64();
+
+    // Events spread over 30 days, in order; customers drawn by a fixed LCG.
+    let step = (30 * DAY) / events as i64;
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut batch = Vec::with_capacity(events);
+    for i in 0..events {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let Event::Occurred { table, mut row } = occurred[i % occurred.len()].clone() else {
+            unreachable!("events only")
+        };
+        row[0] = Datum::Int(((state >> 33) % customers as u64) as i64);
+        row[1] = Datum::Ts(start + (i as i64 + 1) * step);
+        batch.push(Event::Occurred { table, row });
+    }
+
+    let mut latencies = Vec::with_capacity(events);
+    let mut changes = 0usize;
+    let began = Instant::now();
+    for event in batch {
+        let t = Instant::now();
+        changes += live.ingest(event).expect("an event").len();
+        latencies.push(t.elapsed().as_nanos() as u64);
+    }
+    let ingest_seconds = began.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+
+    let began = Instant::now();
+    let expired = live.advance_to(live.now() + DAY).len();
+    let advance_ms = began.elapsed().as_secs_f64() * 1e3;
+
+    println!("real-time interpreter: {customers} customers, {segments} segments, {events} events");
+    println!("  profiles loaded         {:>10.2} s", profile_seconds);
+    println!(
+        "  events ingested         {:>10.0} events/s ({ingest_seconds:.2} s, {changes} changes)",
+        events as f64 / ingest_seconds
+    );
+    println!(
+        "  ingest latency (µs)     p50 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.0}",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        percentile(&latencies, 0.999),
+        percentile(&latencies, 1.0)
+    );
+    println!("  advance_to one day      {advance_ms:>10.1} ms ({expired} changes)");
+    println!("  restless profiles       {:>10}", live.restless_profiles());
+    println!("  peak resident memory    {:>10.0} MB", peak_rss_mb());
+}
