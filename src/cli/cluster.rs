@@ -23,56 +23,40 @@ pub enum Node {
         port: u16,
     },
     /// Run an executor: it runs tasks and serves their results to other executors
-    Executor {
-        /// The scheduler to register with, as HOST:PORT
-        #[arg(long, default_value_t = format!("127.0.0.1:{DEFAULT_BALLISTA_PORT}"))]
-        scheduler: String,
-        /// The address to listen on
-        #[arg(long, default_value = "127.0.0.1")]
-        bind: String,
-        /// The port of the executor's Arrow Flight service (task results)
-        #[arg(long, default_value_t = 50051)]
-        port: u16,
-        /// The port of the executor's gRPC service (tasks from the scheduler)
-        #[arg(long, default_value_t = 50052)]
-        grpc_port: u16,
-        /// Tasks run at once (default: the number of cores)
-        #[arg(long, value_name = "N")]
-        slots: Option<usize>,
-        /// Where shuffle files are written (default: a temporary directory)
-        #[arg(long, value_name = "DIR")]
-        work_dir: Option<PathBuf>,
-        /// Memory all tasks together may use, e.g. 4GiB; operators spill beyond it
-        /// (default: a share of the machine's memory)
-        #[arg(long, value_name = "SIZE", value_parser = super::parse_size)]
-        memory_limit: Option<usize>,
-    },
+    Executor(ExecutorSettings),
+}
+
+#[derive(clap::Args)]
+pub struct ExecutorSettings {
+    /// The scheduler to register with, as HOST:PORT
+    #[arg(long, default_value_t = format!("127.0.0.1:{DEFAULT_BALLISTA_PORT}"))]
+    scheduler: String,
+    /// The address to listen on
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: String,
+    /// The port of the executor's Arrow Flight service (task results)
+    #[arg(long, default_value_t = 50051)]
+    port: u16,
+    /// The port of the executor's gRPC service (tasks from the scheduler)
+    #[arg(long, default_value_t = 50052)]
+    grpc_port: u16,
+    /// Tasks run at once (default: the number of cores)
+    #[arg(long, value_name = "N")]
+    slots: Option<usize>,
+    /// Where shuffle files are written (default: a temporary directory)
+    #[arg(long, value_name = "DIR")]
+    work_dir: Option<PathBuf>,
+    /// Memory all tasks together may use, e.g. 4GiB; operators spill beyond it
+    /// (default: a share of the machine's memory)
+    #[arg(long, value_name = "SIZE", value_parser = super::parse_size)]
+    memory_limit: Option<usize>,
 }
 
 /// Runs `node` until it is stopped (Ctrl-C or SIGTERM).
 pub async fn run(node: Node) -> ExitCode {
     let result = match node {
         Node::Scheduler { bind, port } => scheduler(&bind, port).await,
-        Node::Executor {
-            scheduler,
-            bind,
-            port,
-            grpc_port,
-            slots,
-            work_dir,
-            memory_limit,
-        } => {
-            let settings = ExecutorSettings {
-                scheduler,
-                bind,
-                port,
-                grpc_port,
-                slots,
-                work_dir,
-                memory_limit,
-            };
-            executor(settings).await
-        }
+        Node::Executor(settings) => executor(settings).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -106,16 +90,6 @@ async fn scheduler(bind: &str, port: u16) -> Result<(), String> {
     ballista_scheduler::scheduler_process::start_server(cluster, address, Arc::new(config))
         .await
         .map_err(|e| format!("the scheduler on {address} stopped: {e}"))
-}
-
-struct ExecutorSettings {
-    scheduler: String,
-    bind: String,
-    port: u16,
-    grpc_port: u16,
-    slots: Option<usize>,
-    work_dir: Option<PathBuf>,
-    memory_limit: Option<usize>,
 }
 
 async fn executor(settings: ExecutorSettings) -> Result<(), String> {
