@@ -25,7 +25,8 @@ du -sh "$dir"
 echo "== in process, 20 segments (3 runs)"
 for _ in 1 2 3; do measure "$segql" count "$dir/segments.seg" >"$dir/local-counts.txt"; done
 echo "== in process, --memory-limit 1GB"
-measure "$segql" count "$dir/segments.seg" --memory-limit 1GB >/dev/null
+measure "$segql" count "$dir/segments.seg" --memory-limit 1GB >/dev/null ||
+    echo "(stopped with E0408: 1GB is not enough at this scale)"
 
 echo "== Ballista: a scheduler and two executors (one task slot each)"
 port=50160
