@@ -179,3 +179,17 @@ fn an_unknown_segment_is_named() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_broker_address_is_not_taken_for_a_file() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let output = watch(
+        &["--events", "nats://127.0.0.1:4222/events"],
+        "",
+        directory.path(),
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("is not a file"), "{stderr}");
+    assert!(stderr.contains("standard input"), "{stderr}");
+}

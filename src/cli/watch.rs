@@ -60,6 +60,14 @@ fn stream(live: &mut Membership, session: &Session, args: &WatchArgs) -> ExitCod
     let input: Box<dyn Read> = match args.events.as_deref() {
         None => Box::new(std::io::stdin()),
         Some(path) if path == Path::new("-") => Box::new(std::io::stdin()),
+        Some(path) if path.to_str().is_some_and(|p| p.contains("://")) => {
+            eprintln!(
+                "error: `{}` is not a file: reading events from a message broker is not supported yet; \
+                 pipe the stream to standard input (for NATS: `nats sub SUBJECT --raw | segql watch ...`)",
+                path.display()
+            );
+            return ExitCode::from(1);
+        }
         Some(path) => match File::open(path) {
             Ok(file) => Box::new(file),
             Err(error) => {
