@@ -185,27 +185,8 @@ enum Command {
     /// enter/exit changes out
     Watch {
         file: PathBuf,
-        /// Segments to keep (repeatable; default: every segment in FILE)
-        #[arg(long, value_name = "NAME")]
-        segment: Vec<String>,
-        /// Where events come from: `-` (standard input, the default) or a file
-        #[arg(long, value_name = "-|PATH")]
-        events: Option<PathBuf>,
-        /// Keep reading the events file as it grows, until stopped
-        #[arg(long, requires = "events")]
-        follow: bool,
-        /// Write changes to this file instead of standard output
-        #[arg(long, value_name = "PATH")]
-        out: Option<PathBuf>,
-        /// Where rejected input lines go, with their line numbers and the reason
-        #[arg(long, value_name = "PATH", default_value = "segql-dead-letters.ndjson")]
-        dead_letters: PathBuf,
-        /// Load the catalog's tables first; the members they imply are not emitted
-        #[arg(long)]
-        initial: bool,
-        /// At the end of the input, advance the clock to TIME and emit what time changed
-        #[arg(long, value_name = "TIME", value_parser = parse_time)]
-        until: Option<i64>,
+        #[command(flatten)]
+        args: watch::WatchArgs,
         #[command(flatten)]
         common: Common,
     },
@@ -423,30 +404,11 @@ pub async fn run(cli: Cli) -> ExitCode {
         } => demo(customers, events_per_customer, seed, &out),
         #[cfg(feature = "ballista")]
         Command::Cluster(node) => cluster::run(node).await,
-        Command::Watch {
-            file,
-            segment,
-            events,
-            follow,
-            out,
-            dead_letters,
-            initial,
-            until,
-            common,
-        } => {
+        Command::Watch { file, args, common } => {
             let printer = Printer::new(common.diagnostics);
-            let session = match session_for(&file, &common, None, initial, &printer).await {
+            let session = match session_for(&file, &common, None, args.initial, &printer).await {
                 Ok(session) => session,
                 Err(code) => return code,
-            };
-            let args = watch::WatchArgs {
-                segments: segment,
-                events,
-                follow,
-                out,
-                dead_letters,
-                initial,
-                until,
             };
             watch::watch(&session, args).await
         }

@@ -12,15 +12,29 @@ use segql::live::json::{change_line, parse_event};
 use segql::live::{Change, Membership};
 
 /// What `watch` was asked to do.
+#[derive(clap::Args)]
 pub struct WatchArgs {
-    pub segments: Vec<String>,
-    /// `None` or `-`: standard input.
-    pub events: Option<PathBuf>,
-    pub follow: bool,
-    pub out: Option<PathBuf>,
-    pub dead_letters: PathBuf,
+    /// Segments to keep (repeatable; default: every segment in FILE)
+    #[arg(long = "segment", value_name = "NAME")]
+    segments: Vec<String>,
+    /// Where events come from: `-` (standard input, the default) or a file
+    #[arg(long, value_name = "-|PATH")]
+    events: Option<PathBuf>,
+    /// Keep reading the events file as it grows, until stopped
+    #[arg(long, requires = "events")]
+    follow: bool,
+    /// Write changes to this file instead of standard output
+    #[arg(long, value_name = "PATH")]
+    out: Option<PathBuf>,
+    /// Where rejected input lines go, with their line numbers and the reason
+    #[arg(long, value_name = "PATH", default_value = "segql-dead-letters.ndjson")]
+    dead_letters: PathBuf,
+    /// Load the catalog's tables first; the members they imply are not emitted
+    #[arg(long)]
     pub initial: bool,
-    pub until: Option<i64>,
+    /// At the end of the input, advance the clock to TIME and emit what time changed
+    #[arg(long, value_name = "TIME", value_parser = super::parse_time)]
+    until: Option<i64>,
 }
 
 /// How long to wait before looking again at a followed file that has no new line.

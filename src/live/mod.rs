@@ -155,6 +155,17 @@ struct Profile {
     scheduled: i64,
 }
 
+impl Profile {
+    fn new(measures: usize, segments: usize) -> Profile {
+        Profile {
+            row: None,
+            measures: (0..measures).map(|_| None).collect(),
+            members: vec![false; segments],
+            scheduled: i64::MAX,
+        }
+    }
+}
+
 /// The membership of a set of segments, kept current event by event.
 pub struct Membership {
     segments: Vec<SegmentPlan>,
@@ -339,18 +350,18 @@ impl Membership {
         events: impl IntoIterator<Item = Event>,
         as_of: i64,
     ) -> Result<(), Rejection> {
-        let events: Vec<Event> = events.into_iter().collect();
+        let mut identified = Vec::new();
         let mut now = as_of.max(self.now);
-        for event in &events {
-            if let Event::Occurred { table, row } = event {
-                let layout = self.layout(*table, row)?;
-                now = now.max(self.time_of(layout, row)?);
-            }
+        for event in events {
+            let (key, time) = self.identify(&event)?;
+            now = now.max(time.unwrap_or(now));
+            identified.push((event, key, time));
         }
         self.now = now;
         let mut touched: HashSet<Key> = self.waiting.drain().collect();
-        for event in events {
-            touched.insert(self.apply(event)?);
+        for (event, key, time) in identified {
+            self.apply(event, &key, time);
+            touched.insert(key);
         }
         for key in touched {
             self.evaluate(&key, now, &mut Vec::new());
@@ -362,16 +373,9 @@ impl Membership {
     /// time up to the event's time caused. An event older than the clock (late) is
     /// applied as of its own time; the changes it causes happen at the clock's time.
     pub fn ingest(&mut self, event: Event) -> Result<Vec<Change>, Rejection> {
-        let mut changes = Vec::new();
-        if let Event::Occurred { table, row } = &event {
-            let layout = self.layout(*table, row)?;
-            let time = self.time_of(layout, row)?;
-            Membership::key_of(row, layout.key, &layout.name, &layout.key_name)?;
-            changes = self.advance_to(time);
-        } else if let Event::Profile(row) = &event {
-            self.check_profile(row)?;
-        }
-        let key = self.apply(event)?;
+        let (key, time) = self.identify(&event)?;
+        let mut changes = time.map_or_else(Vec::new, |time| self.advance_to(time));
+        self.apply(event, &key, time);
         if self.now == i64::MIN {
             // No event has set the clock yet: the profile's changes wait for the first.
             self.waiting.insert(key);
@@ -436,16 +440,6 @@ impl Membership {
         Ok(layout)
     }
 
-    fn time_of(&self, layout: &TableLayout, row: &[Datum]) -> Result<i64, Rejection> {
-        match row[layout.time] {
-            Datum::Ts(t) => Ok(t),
-            _ => Err(Rejection::NoTime {
-                table: layout.name.clone(),
-                column: layout.time_name.clone(),
-            }),
-        }
-    }
-
     fn key_of(row: &[Datum], at: usize, table: &str, column: &str) -> Result<Key, Rejection> {
         Key::from_datum(&row[at]).ok_or_else(|| Rejection::NoKey {
             table: table.to_string(),
@@ -469,49 +463,44 @@ impl Membership {
         )
     }
 
-    /// Adds an event to its profile's state; returns the profile's key.
-    fn apply(&mut self, event: Event) -> Result<Key, Rejection> {
+    /// An event's profile key and, for an event-table row, its time: it is acceptable
+    /// when both are there. Nothing changes.
+    fn identify(&self, event: &Event) -> Result<(Key, Option<i64>), Rejection> {
         match event {
-            Event::Profile(row) => {
-                let key = self.check_profile(&row)?;
-                self.profile_entry(&key).row = Some(row);
-                Ok(key)
-            }
+            Event::Profile(row) => Ok((self.check_profile(row)?, None)),
             Event::Occurred { table, row } => {
-                let layout = self.layout(table, &row)?;
-                let time = self.time_of(layout, &row)?;
-                let key = Membership::key_of(&row, layout.key, &layout.name, &layout.key_name)?;
-                let measures = layout.measures.clone();
-                let now = self.now;
-                let plans = &self.measures;
-                let count = plans.len();
-                let segments = self.segments.len();
-                let profile = self.profiles.entry(key.clone()).or_insert_with(|| Profile {
-                    row: None,
-                    measures: (0..count).map(|_| None).collect(),
-                    members: vec![false; segments],
-                    scheduled: i64::MAX,
-                });
-                for at in measures {
-                    let plan = &plans[at];
-                    profile.measures[at]
-                        .get_or_insert_with(|| MeasureState::new(plan))
-                        .add(plan, time, &row, now);
-                }
-                Ok(key)
+                let layout = self.layout(*table, row)?;
+                let Datum::Ts(time) = row[layout.time] else {
+                    return Err(Rejection::NoTime {
+                        table: layout.name.clone(),
+                        column: layout.time_name.clone(),
+                    });
+                };
+                let key = Membership::key_of(row, layout.key, &layout.name, &layout.key_name)?;
+                Ok((key, Some(time)))
             }
         }
     }
 
-    fn profile_entry(&mut self, key: &Key) -> &mut Profile {
-        let count = self.measures.len();
-        let segments = self.segments.len();
-        self.profiles.entry(key.clone()).or_insert_with(|| Profile {
-            row: None,
-            measures: (0..count).map(|_| None).collect(),
-            members: vec![false; segments],
-            scheduled: i64::MAX,
-        })
+    /// Adds an event [`Membership::identify`] accepted to its profile's state.
+    fn apply(&mut self, event: Event, key: &Key, time: Option<i64>) {
+        let (measures, segments) = (self.measures.len(), self.segments.len());
+        let profile = self
+            .profiles
+            .entry(key.clone())
+            .or_insert_with(|| Profile::new(measures, segments));
+        match (event, time) {
+            (Event::Profile(row), _) => profile.row = Some(row),
+            (Event::Occurred { table, row }, Some(time)) => {
+                for &at in &self.tables[table].measures {
+                    let plan = &self.measures[at];
+                    profile.measures[at]
+                        .get_or_insert_with(|| MeasureState::new(plan))
+                        .add(plan, time, &row, self.now);
+                }
+            }
+            (Event::Occurred { .. }, None) => {}
+        }
     }
 
     /// Evaluates one profile's segments at `now`, records changes at `now`, and
