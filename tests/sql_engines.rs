@@ -69,7 +69,7 @@ fn same_cell(expected: &Datum, got: &Value) -> bool {
         (Datum::Float(x), Value::Number(n)) => n
             .as_f64()
             .is_some_and(|y| (x - y).abs() <= 1e-9 * x.abs().max(1.0)),
-        (Datum::Str(a), Value::String(b)) => a == b,
+        (Datum::Str(a), Value::String(b)) => **a == **b,
         _ => false,
     }
 }

@@ -1,6 +1,9 @@
 //! `segql watch` run as a user runs it: NDJSON events in, NDJSON changes out.
 
+mod common;
+
 use std::io::Write;
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 const SEGMENTS: &str = "examples/shop/segments.seg";
@@ -175,21 +178,196 @@ fn an_unknown_segment_is_named() {
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("error[E0402]: there is no segment `nope`"),
+        stderr.starts_with("error[E0402]: there is no segment `nope`"),
         "{stderr}"
     );
 }
 
 #[test]
-fn a_broker_address_is_not_taken_for_a_file() {
+fn a_malformed_or_unreachable_broker_is_named() {
     let directory = tempfile::tempdir().expect("tempdir");
+    let output = watch(&["--events", "nats://127.0.0.1:4222"], "", directory.path());
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("there is no subject"), "{stderr}");
+    assert!(stderr.contains("nats://HOST:PORT/SUBJECT"), "{stderr}");
+
+    // Port 9 (discard) has no NATS server.
     let output = watch(
-        &["--events", "nats://127.0.0.1:4222/events"],
+        &["--events", "nats://127.0.0.1:9/events"],
         "",
         directory.path(),
     );
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("is not a file"), "{stderr}");
-    assert!(stderr.contains("standard input"), "{stderr}");
+    assert!(
+        stderr.contains("cannot connect to the NATS server at 127.0.0.1:9"),
+        "{stderr}"
+    );
+
+    let output = watch(&["--publish", "changes.ndjson"], "", directory.path());
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--publish takes a NATS subject"),
+        "{stderr}"
+    );
+}
+
+/// `segql watch FILE --events EVENTS --out OUT --state STATE` with more arguments, not
+/// waited for.
+fn durable(directory: &Path, events: &Path, out: &Path, state: &Path, more: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_segql"));
+    command
+        .arg("watch")
+        .arg(std::fs::canonicalize(SEGMENTS).expect("the demo segments"))
+        .arg("--events")
+        .arg(events)
+        .arg("--out")
+        .arg(out)
+        .arg("--state")
+        .arg(state)
+        .args(more)
+        .current_dir(directory)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    command
+}
+
+const UNTIL: [&str; 2] = ["--until", "1999-01-01"];
+
+fn write_lines(path: &Path, lines: &[String]) {
+    let mut text = lines.join("\n");
+    text.push('\n');
+    std::fs::write(path, text).expect("write events");
+}
+
+/// The reference: every event in one uninterrupted run, without --state.
+fn plain_run(directory: &Path, events: &Path) -> Vec<serde_json::Value> {
+    let out = directory.join("plain.ndjson");
+    let output = Command::new(env!("CARGO_BIN_EXE_segql"))
+        .arg("watch")
+        .arg(std::fs::canonicalize(SEGMENTS).expect("the demo segments"))
+        .arg("--events")
+        .arg(events)
+        .arg("--out")
+        .arg(&out)
+        .args(UNTIL)
+        .current_dir(directory)
+        .output()
+        .expect("segql runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let changes = common::without_ids(&std::fs::read_to_string(out).expect("changes"));
+    assert!(changes.len() > 1000, "{} changes", changes.len());
+    changes
+}
+
+/// The changes of a durable run's output file, checked to be numbered 0, 1, 2, ...
+fn numbered(out: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(out).expect("changes");
+    for (at, change) in lines(text.as_bytes()).iter().enumerate() {
+        assert_eq!(change["id"], at as u64, "{change}");
+    }
+    common::without_ids(&text)
+}
+
+#[test]
+fn a_durable_run_resumes_where_the_last_one_stopped() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let path = directory.path();
+    let all = common::demo_event_lines(usize::MAX);
+    let events = path.join("events.ndjson");
+    write_lines(&events, &all);
+    let reference = plain_run(path, &events);
+
+    // The file grows between two runs on the same state: the second starts at the byte
+    // where the first stopped, and the output file continues.
+    let (out, state) = (path.join("out.ndjson"), path.join("state"));
+    let half = all.len() / 2;
+    write_lines(&events, &all[..half]);
+    let first = durable(path, &events, &out, &state, &[])
+        .output()
+        .expect("segql runs");
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert_eq!(first.status.code(), Some(0), "{stderr}");
+    write_lines(&events, &all);
+    let second = durable(path, &events, &out, &state, &UNTIL)
+        .output()
+        .expect("segql runs");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(0), "{stderr}");
+    let resumed = format!("resumed from `{}`: {half} events accepted", state.display());
+    assert!(stderr.contains(&resumed), "{stderr}");
+    let rest = format!("{} events accepted,", all.len() - half);
+    assert!(stderr.contains(&rest), "{stderr}");
+    assert!(
+        numbered(&out) == reference,
+        "the two runs' changes differ from one run's"
+    );
+
+    // Another program on the same state is refused, and nothing is written.
+    let before = std::fs::read(&out).expect("changes");
+    let other = durable(path, &events, &out, &state, &["--segment", "high_income"])
+        .output()
+        .expect("segql runs");
+    let stderr = String::from_utf8_lossy(&other.stderr);
+    assert_eq!(other.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("was kept for other segments"), "{stderr}");
+    assert_eq!(std::fs::read(&out).expect("changes"), before);
+}
+
+#[test]
+fn a_run_killed_at_any_moment_loses_and_repeats_nothing() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let path = directory.path();
+    let events = path.join("events.ndjson");
+    write_lines(&events, &common::demo_event_lines(usize::MAX));
+    let reference = plain_run(path, &events);
+
+    // Small batches and frequent checkpoints, so kills land in every phase: between
+    // batches, between the log's sync and the output, during a checkpoint.
+    let (out, state) = (path.join("out.ndjson"), path.join("state"));
+    let settings = [
+        "--batch",
+        "7",
+        "--checkpoint-every",
+        "3000",
+        "--until",
+        "1999-01-01",
+    ];
+    let mut kills = 0;
+    let mut delay_ms = 40;
+    loop {
+        let mut child = durable(path, &events, &out, &state, &settings)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("segql starts");
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        if child.try_wait().expect("the run's status").is_some() {
+            break;
+        }
+        child.kill().expect("SIGKILL");
+        child.wait().expect("the killed run ends");
+        kills += 1;
+        // Progress needs time past start-up; the delays vary so kills land anywhere.
+        delay_ms = 150 + (delay_ms * 7919) % 400;
+        assert!(kills < 200, "the run never finished");
+    }
+    let last = durable(path, &events, &out, &state, &settings)
+        .output()
+        .expect("segql runs");
+    let stderr = String::from_utf8_lossy(&last.stderr);
+    assert_eq!(last.status.code(), Some(0), "{stderr}");
+    assert!(
+        kills >= 3,
+        "only {kills} kills: the run was too quick to test recovery"
+    );
+    let changes = numbered(&out);
+    assert_eq!(changes.len(), reference.len(), "after {kills} kills");
+    assert!(
+        changes == reference,
+        "after {kills} kills the changes differ"
+    );
 }

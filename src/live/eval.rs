@@ -9,6 +9,7 @@
 //! repeated whenever the clock advances.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Timelike};
 
@@ -50,7 +51,7 @@ pub enum Node {
     IsNull(Box<Node>, bool),
     StringTest(StringOp, Box<Node>, Box<Node>, Option<regex::Regex>),
     Function(Function, Vec<Node>),
-    Stage(Vec<(String, Node)>),
+    Stage(Vec<(Arc<str>, Node)>),
 }
 
 /// Where the names of an expression point.
@@ -119,7 +120,9 @@ impl Node {
             IrExpr::Function { function, args } => Node::Function(*function, all(args)),
             IrExpr::Stage { arms } => Node::Stage(
                 arms.iter()
-                    .map(|(label, condition)| (label.clone(), Node::compile(condition, names)))
+                    .map(|(label, condition)| {
+                        (Arc::from(label.as_str()), Node::compile(condition, names))
+                    })
                     .collect(),
             ),
         }
@@ -303,9 +306,9 @@ impl<'a> Evaluation<'a> {
             Node::StringTest(op, expr, pattern, regex) => {
                 match (self.fixed(expr), self.fixed(pattern)) {
                     (Datum::Str(s), Datum::Str(p)) => match op {
-                        StringOp::Contains => Datum::Bool(s.contains(&p)),
-                        StringOp::StartsWith => Datum::Bool(s.starts_with(&p)),
-                        StringOp::EndsWith => Datum::Bool(s.ends_with(&p)),
+                        StringOp::Contains => Datum::Bool(s.contains(&*p)),
+                        StringOp::StartsWith => Datum::Bool(s.starts_with(&*p)),
+                        StringOp::EndsWith => Datum::Bool(s.ends_with(&*p)),
                         StringOp::Matches => match regex {
                             Some(regex) => Datum::Bool(regex.is_match(&s)),
                             None => regex::Regex::new(&p)
@@ -320,7 +323,7 @@ impl<'a> Evaluation<'a> {
                 let mut label = Datum::Null;
                 for (name, condition) in arms {
                     if self.holds(condition) {
-                        label = Datum::Str(name.clone());
+                        label = Datum::Str(Arc::clone(name));
                         break;
                     }
                 }
@@ -651,16 +654,16 @@ fn arithmetic(op: BinaryOp, a: Datum, b: Datum) -> Datum {
 /// The functions whose arguments do not move with the clock.
 fn scalar_function(function: Function, args: &[Datum]) -> Datum {
     let string = |i: usize| match args.get(i) {
-        Some(Datum::Str(s)) => Some(s.as_str()),
+        Some(Datum::Str(s)) => Some(&**s),
         _ => None,
     };
     match function {
-        Function::Lower => string(0).map_or(Datum::Null, |s| Datum::Str(s.to_lowercase())),
-        Function::Upper => string(0).map_or(Datum::Null, |s| Datum::Str(s.to_uppercase())),
+        Function::Lower => string(0).map_or(Datum::Null, |s| Datum::Str(s.to_lowercase().into())),
+        Function::Upper => string(0).map_or(Datum::Null, |s| Datum::Str(s.to_uppercase().into())),
         Function::Trim => string(0).map_or(Datum::Null, |s| {
             Datum::Str(
                 s.trim_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c'])
-                    .to_string(),
+                    .into(),
             )
         }),
         Function::Length => string(0).map_or(Datum::Null, |s| Datum::Int(s.chars().count() as i64)),

@@ -85,7 +85,7 @@ fn convert(value: &Json, ty: &Type) -> Result<Datum, &'static str> {
         (Type::Int, _) => Err("an integer"),
         (Type::Float, Json::Number(n)) => n.as_f64().map(Datum::Float).ok_or("a number"),
         (Type::Float, _) => Err("a number"),
-        (Type::String, Json::String(s)) => Ok(Datum::Str(s.clone())),
+        (Type::String, Json::String(s)) => Ok(Datum::Str(s.as_str().into())),
         (Type::Timestamp, Json::String(s)) => crate::syntax::parse_timestamp(s)
             .map(Datum::Ts)
             .ok_or("a time such as \"1997-03-01T00:00:00Z\""),
@@ -94,7 +94,7 @@ fn convert(value: &Json, ty: &Type) -> Result<Datum, &'static str> {
             .iter()
             .map(|i| convert(i, item))
             .collect::<Result<Vec<_>, _>>()
-            .map(Datum::List),
+            .map(|items| Datum::List(items.into())),
         (Type::List(_), _) => Err("a list"),
         (Type::Bool, _) => Err("true or false"),
         (Type::String, _) => Err("a string"),
@@ -102,14 +102,16 @@ fn convert(value: &Json, ty: &Type) -> Result<Datum, &'static str> {
     }
 }
 
-/// One change as an output line (without the newline), fields in the documented order.
-pub fn change_line(change: &Change) -> String {
+/// One change as an output line (without the newline), fields in the documented order;
+/// `id` is the change's number in a durable run (`segql watch --state`).
+pub fn change_line(change: &Change, id: Option<u64>) -> String {
     let key = match &change.key {
         Key::Int(i) => i.to_string(),
         Key::Str(s) => Json::from(s.as_str()).to_string(),
     };
+    let id = id.map_or_else(String::new, |id| format!(",\"id\":{id}"));
     format!(
-        "{{\"segment\":{},\"key\":{key},\"change\":\"{}\",\"at\":\"{}\"}}",
+        "{{\"segment\":{},\"key\":{key},\"change\":\"{}\",\"at\":\"{}\"{id}}}",
         Json::from(&*change.segment),
         if change.entered { "enter" } else { "exit" },
         format_time(change.at)
@@ -178,7 +180,7 @@ mod tests {
             profile,
             Ok(Event::Profile(vec![
                 Datum::Int(1),
-                Datum::List(vec![Datum::Str("a".into())])
+                Datum::List(vec![Datum::Str("a".into())].into())
             ]))
         );
     }
@@ -221,8 +223,12 @@ mod tests {
             at: 86_400_000_000_000,
         };
         assert_eq!(
-            change_line(&change),
+            change_line(&change, None),
             r#"{"segment":"vip","key":7,"change":"enter","at":"1970-01-02T00:00:00Z"}"#
+        );
+        assert_eq!(
+            change_line(&change, Some(41)),
+            r#"{"segment":"vip","key":7,"change":"enter","at":"1970-01-02T00:00:00Z","id":41}"#
         );
     }
 }

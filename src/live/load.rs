@@ -96,7 +96,7 @@ pub fn datum(value: ScalarValue) -> Datum {
         ScalarValue::Float64(Some(x)) => Datum::Float(x),
         ScalarValue::Utf8(Some(s))
         | ScalarValue::LargeUtf8(Some(s))
-        | ScalarValue::Utf8View(Some(s)) => Datum::Str(s),
+        | ScalarValue::Utf8View(Some(s)) => Datum::Str(s.into()),
         ScalarValue::TimestampSecond(v, _) => scaled(v, SECOND),
         ScalarValue::TimestampMillisecond(v, _) => scaled(v, MILLI),
         ScalarValue::TimestampMicrosecond(v, _) => scaled(v, MICRO),
@@ -129,5 +129,5 @@ fn list_datum(list: &dyn Array) -> Datum {
             Err(_) => return Datum::Null,
         }
     }
-    Datum::List(items)
+    Datum::List(items.into())
 }

@@ -34,6 +34,7 @@
 //! # }
 //! ```
 
+pub mod durable;
 mod eval;
 pub mod json;
 mod load;
@@ -44,6 +45,8 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
 
 use crate::catalog::{CatalogSchema, TableSchema};
 use crate::check::ir::{IrExpr, Program, TimePoint, Type, TypedExpr};
@@ -133,6 +136,8 @@ impl std::error::Error for Rejection {}
 struct SegmentPlan {
     name: Arc<str>,
     condition: Node,
+    /// The engine's measures the condition reads.
+    measures: Vec<usize>,
 }
 
 /// Where an event table's key and time are.
@@ -145,12 +150,35 @@ struct TableLayout {
     time_name: String,
     /// The engine's measures over this table.
     measures: Vec<usize>,
+    /// The segments that read one of those measures: the only ones an event of this
+    /// table can change.
+    segments: Vec<usize>,
 }
 
+/// A profile's standing in one segment.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct Standing {
+    member: bool,
+    /// The answer moves with the clock with no computed next instant.
+    restless: bool,
+    /// The earliest time after the last evaluation at which the answer may change
+    /// (`i64::MAX`: only an event can change it).
+    horizon: i64,
+}
+
+impl Standing {
+    const OUT: Standing = Standing {
+        member: false,
+        restless: false,
+        horizon: i64::MAX,
+    };
+}
+
+#[derive(Serialize, Deserialize)]
 struct Profile {
     row: Option<Vec<Datum>>,
     measures: Vec<Option<MeasureState>>,
-    members: Vec<bool>,
+    standings: Vec<Standing>,
     /// The time of this profile's live entry in the schedule (`i64::MAX`: none).
     scheduled: i64,
 }
@@ -160,15 +188,40 @@ impl Profile {
         Profile {
             row: None,
             measures: (0..measures).map(|_| None).collect(),
-            members: vec![false; segments],
+            standings: vec![Standing::OUT; segments],
             scheduled: i64::MAX,
         }
     }
 }
 
+/// Which of a profile's segments an evaluation recomputes; the others keep their
+/// standing, which nothing since their last evaluation can have changed.
+#[derive(Debug, Clone, Copy)]
+enum Affected {
+    /// The profile row changed, or the profile is evaluated for the first time.
+    All,
+    /// An event of this table arrived.
+    Table(usize),
+    /// The clock reached the profile's scheduled time: the segments whose horizon passed.
+    Due,
+}
+
+/// Measure values computed during one evaluation, reused across its segments.
+#[derive(Default)]
+struct Scratch {
+    values: Vec<Datum>,
+    horizons: Vec<i64>,
+    restless: Vec<bool>,
+    computed: Vec<bool>,
+}
+
+type Hasher = foldhash::fast::RandomState;
+
 /// The membership of a set of segments, kept current event by event.
 pub struct Membership {
     segments: Vec<SegmentPlan>,
+    /// `0..segments.len()`.
+    every_segment: Vec<usize>,
     measures: Vec<MeasurePlan>,
     /// Each measure's value over no events.
     empty: Vec<Datum>,
@@ -177,11 +230,12 @@ pub struct Membership {
     profile_key_name: String,
     profile_name: String,
     tables: Vec<TableLayout>,
-    profiles: HashMap<Key, Profile>,
+    profiles: HashMap<Key, Profile, Hasher>,
     schedule: BinaryHeap<Reverse<(i64, Key)>>,
-    restless: HashSet<Key>,
+    restless: HashSet<Key, Hasher>,
     /// Profiles written before any event set the clock.
-    waiting: HashSet<Key>,
+    waiting: HashSet<Key, Hasher>,
+    scratch: Scratch,
     /// The clock; `i64::MIN` until the first event or advance.
     now: i64,
 }
@@ -226,6 +280,7 @@ impl Membership {
                 time: table.time.as_deref().map_or(0, |t| position(table, t)),
                 time_name: table.time.clone().unwrap_or_default(),
                 measures: Vec::new(),
+                segments: Vec::new(),
             })
             .collect();
         let mut measures = Vec::new();
@@ -276,13 +331,22 @@ impl Membership {
             event: None,
             measures: &positions,
         };
-        let segments = chosen
-            .iter()
-            .map(|s| SegmentPlan {
-                name: Arc::from(s.name.as_str()),
-                condition: Node::compile(&s.condition, &names),
-            })
-            .collect();
+        let mut segments = Vec::new();
+        for (at, segment) in chosen.iter().enumerate() {
+            let mut read = Vec::new();
+            collect_measures(&segment.condition, program, &mut read);
+            let read: Vec<usize> = read.iter().map(|id| positions[id]).collect();
+            for table in &mut tables {
+                if table.measures.iter().any(|m| read.contains(m)) {
+                    table.segments.push(at);
+                }
+            }
+            segments.push(SegmentPlan {
+                name: Arc::from(segment.name.as_str()),
+                condition: Node::compile(&segment.condition, &names),
+                measures: read,
+            });
+        }
         let empty = measures
             .iter()
             .map(|plan| {
@@ -291,6 +355,7 @@ impl Membership {
             })
             .collect();
         Ok(Membership {
+            every_segment: (0..segments.len()).collect(),
             segments,
             measures,
             empty,
@@ -299,10 +364,11 @@ impl Membership {
             profile_key_name: schema.profiles.key.clone(),
             profile_name: schema.profiles.name.clone(),
             tables,
-            profiles: HashMap::new(),
+            profiles: HashMap::default(),
             schedule: BinaryHeap::new(),
-            restless: HashSet::new(),
-            waiting: HashSet::new(),
+            restless: HashSet::default(),
+            waiting: HashSet::default(),
+            scratch: Scratch::default(),
             now: i64::MIN,
         })
     }
@@ -335,7 +401,7 @@ impl Membership {
         let mut keys: Vec<Key> = self
             .profiles
             .iter()
-            .filter(|(_, p)| p.members[index])
+            .filter(|(_, p)| p.standings[index].member)
             .map(|(k, _)| k.clone())
             .collect();
         keys.sort();
@@ -358,13 +424,13 @@ impl Membership {
             identified.push((event, key, time));
         }
         self.now = now;
-        let mut touched: HashSet<Key> = self.waiting.drain().collect();
+        let mut touched: HashSet<Key, Hasher> = self.waiting.drain().collect();
         for (event, key, time) in identified {
             self.apply(event, &key, time);
             touched.insert(key);
         }
         for key in touched {
-            self.evaluate(&key, now, &mut Vec::new());
+            self.evaluate(&key, now, Affected::All, &mut Vec::new());
         }
         Ok(())
     }
@@ -375,14 +441,19 @@ impl Membership {
     pub fn ingest(&mut self, event: Event) -> Result<Vec<Change>, Rejection> {
         let (key, time) = self.identify(&event)?;
         let mut changes = time.map_or_else(Vec::new, |time| self.advance_to(time));
-        self.apply(event, &key, time);
+        let affected = match &event {
+            Event::Profile(_) => Affected::All,
+            Event::Occurred { table, .. } => Affected::Table(*table),
+        };
+        let first = self.apply(event, &key, time);
         if self.now == i64::MIN {
             // No event has set the clock yet: the profile's changes wait for the first.
             self.waiting.insert(key);
             return Ok(changes);
         }
         let now = self.now;
-        self.evaluate(&key, now, &mut changes);
+        let affected = if first { Affected::All } else { affected };
+        self.evaluate(&key, now, affected, &mut changes);
         Ok(changes)
     }
 
@@ -400,7 +471,7 @@ impl Membership {
             let mut waiting: Vec<Key> = self.waiting.drain().collect();
             waiting.sort();
             for key in waiting {
-                self.evaluate(&key, time, &mut changes);
+                self.evaluate(&key, time, Affected::All, &mut changes);
             }
             return changes;
         }
@@ -414,15 +485,76 @@ impl Membership {
             let live = self.profiles.get(&key).is_some_and(|p| p.scheduled == at);
             if live {
                 self.now = self.now.max(at);
-                self.evaluate(&key, at, &mut changes);
+                self.evaluate(&key, at, Affected::Due, &mut changes);
             }
         }
         self.now = time;
         let restless: Vec<Key> = self.restless.iter().cloned().collect();
         for key in restless {
-            self.evaluate(&key, time, &mut changes);
+            self.evaluate(&key, time, Affected::All, &mut changes);
         }
         changes
+    }
+
+    /// Writes the engine's state (not its program) to `out`, for [`Membership::restore`].
+    pub fn save(&self, out: impl std::io::Write) -> Result<(), postcard::Error> {
+        let mut waiting: Vec<&Key> = self.waiting.iter().collect();
+        waiting.sort();
+        let state = SavedRef {
+            now: self.now,
+            waiting,
+            profiles: &self.profiles,
+        };
+        postcard::to_io(&state, out).map(|_| ())
+    }
+
+    /// Replaces the engine's state with one [`Membership::save`] wrote, from an engine
+    /// of the same program (see [`Membership::fingerprint`]).
+    pub fn restore(&mut self, saved: &[u8]) -> Result<(), postcard::Error> {
+        let state: Saved = postcard::from_bytes(saved)?;
+        let shape_fits = state.profiles.values().all(|p| {
+            p.measures.len() == self.measures.len() && p.standings.len() == self.segments.len()
+        });
+        if !shape_fits {
+            return Err(postcard::Error::DeserializeBadEncoding);
+        }
+        self.now = state.now;
+        self.waiting = state.waiting.into_iter().collect();
+        self.profiles = state.profiles;
+        self.schedule = (self.profiles.iter())
+            .filter(|(_, p)| p.scheduled != i64::MAX)
+            .map(|(key, p)| Reverse((p.scheduled, key.clone())))
+            .collect();
+        self.restless = (self.profiles.iter())
+            .filter(|(_, p)| p.standings.iter().any(|s| s.restless))
+            .map(|(key, _)| key.clone())
+            .collect();
+        Ok(())
+    }
+
+    /// Identifies the program this engine runs: the segments, measures and table layouts
+    /// it was built with. Saved state fits only an engine with the same fingerprint.
+    pub fn fingerprint(&self) -> u64 {
+        let mut text = format!(
+            "{}:{}:{}:{}",
+            self.profile_name, self.profile_width, self.profile_key, self.profile_key_name
+        );
+        for segment in &self.segments {
+            text.push_str(&format!("|{}={:?}", segment.name, segment.condition));
+        }
+        for measure in &self.measures {
+            text.push_str(&format!("|{measure:?}"));
+        }
+        for table in &self.tables {
+            text.push_str(&format!(
+                "|{}:{}:{}:{}:{:?}",
+                table.name, table.width, table.key, table.time, table.measures
+            ));
+        }
+        // FNV-1a: stable across runs and builds, unlike the standard library's hashers.
+        text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        })
     }
 
     fn layout(&self, table: usize, row: &[Datum]) -> Result<&TableLayout, Rejection> {
@@ -482,13 +614,15 @@ impl Membership {
         }
     }
 
-    /// Adds an event [`Membership::identify`] accepted to its profile's state.
-    fn apply(&mut self, event: Event, key: &Key, time: Option<i64>) {
+    /// Adds an event [`Membership::identify`] accepted to its profile's state; `true` if
+    /// it is the profile's first.
+    fn apply(&mut self, event: Event, key: &Key, time: Option<i64>) -> bool {
         let (measures, segments) = (self.measures.len(), self.segments.len());
-        let profile = self
-            .profiles
-            .entry(key.clone())
-            .or_insert_with(|| Profile::new(measures, segments));
+        let mut first = false;
+        let profile = self.profiles.entry(key.clone()).or_insert_with(|| {
+            first = true;
+            Profile::new(measures, segments)
+        });
         match (event, time) {
             (Event::Profile(row), _) => profile.row = Some(row),
             (Event::Occurred { table, row }, Some(time)) => {
@@ -501,58 +635,103 @@ impl Membership {
             }
             (Event::Occurred { .. }, None) => {}
         }
+        first
     }
 
-    /// Evaluates one profile's segments at `now`, records changes at `now`, and
-    /// schedules the profile's next possible change.
-    fn evaluate(&mut self, key: &Key, now: i64, changes: &mut Vec<Change>) {
+    /// Evaluates the `affected` segments of one profile at `now`, records changes at
+    /// `now`, and schedules the profile's next possible change.
+    fn evaluate(&mut self, key: &Key, now: i64, affected: Affected, changes: &mut Vec<Change>) {
         let Some(profile) = self.profiles.get_mut(key) else {
             return;
         };
-        let mut horizon = i64::MAX;
-        let mut restless = false;
-        let row = profile.row.as_deref();
-        let mut values = Vec::with_capacity(self.measures.len());
-        for (at, plan) in self.measures.iter().enumerate() {
-            values.push(match (&mut profile.measures[at], row) {
-                (Some(state), Some(row)) => {
-                    state.value(plan, now, row, &mut horizon, &mut restless)
-                }
-                _ => self.empty[at].clone(),
-            });
-        }
-        for (at, segment) in self.segments.iter().enumerate() {
+        let scratch = &mut self.scratch;
+        scratch.computed.clear();
+        scratch.computed.resize(self.measures.len(), false);
+        scratch.values.resize(self.measures.len(), Datum::Null);
+        scratch.horizons.resize(self.measures.len(), i64::MAX);
+        scratch.restless.resize(self.measures.len(), false);
+        let due: Vec<usize>;
+        let chosen: &[usize] = match affected {
+            Affected::All => &self.every_segment,
+            Affected::Table(table) => &self.tables[table].segments,
+            Affected::Due => {
+                due = (profile.standings.iter().enumerate())
+                    .filter(|(_, s)| s.horizon <= now || s.restless)
+                    .map(|(at, _)| at)
+                    .collect();
+                &due
+            }
+        };
+        for &at in chosen {
+            let segment = &self.segments[at];
             // Only profiles are members: events alone make no member.
-            let member = match row {
+            let standing = match profile.row.as_deref() {
+                None => Standing::OUT,
                 Some(row) => {
-                    let mut evaluation = Evaluation::new(now, row, &values);
+                    let mut horizon = i64::MAX;
+                    let mut restless = false;
+                    for &m in &segment.measures {
+                        if !scratch.computed[m] {
+                            let (mut h, mut r) = (i64::MAX, false);
+                            scratch.values[m] = match &mut profile.measures[m] {
+                                Some(state) => {
+                                    state.value(&self.measures[m], now, row, &mut h, &mut r)
+                                }
+                                None => self.empty[m].clone(),
+                            };
+                            (scratch.horizons[m], scratch.restless[m]) = (h, r);
+                            scratch.computed[m] = true;
+                        }
+                        horizon = horizon.min(scratch.horizons[m]);
+                        restless |= scratch.restless[m];
+                    }
+                    let mut evaluation = Evaluation::new(now, row, &scratch.values);
                     let member = evaluation.holds(&segment.condition);
-                    horizon = horizon.min(evaluation.horizon);
-                    restless |= evaluation.restless;
-                    member
+                    Standing {
+                        member,
+                        restless: restless || evaluation.restless,
+                        horizon: horizon.min(evaluation.horizon),
+                    }
                 }
-                None => false,
             };
-            if member != profile.members[at] {
-                profile.members[at] = member;
+            if standing.member != profile.standings[at].member {
                 changes.push(Change {
                     segment: segment.name.clone(),
                     key: key.clone(),
-                    entered: member,
+                    entered: standing.member,
                     at: now,
                 });
             }
+            profile.standings[at] = standing;
         }
+        let horizon = profile.standings.iter().map(|s| s.horizon).min();
+        let horizon = horizon.unwrap_or(i64::MAX);
         if horizon != i64::MAX && horizon != profile.scheduled {
             self.schedule.push(Reverse((horizon, key.clone())));
         }
         profile.scheduled = horizon;
-        if restless {
+        if profile.standings.iter().any(|s| s.restless) {
             self.restless.insert(key.clone());
         } else {
             self.restless.remove(key);
         }
     }
+}
+
+/// The engine's state as [`Membership::save`] writes it ...
+#[derive(Serialize)]
+struct SavedRef<'a> {
+    now: i64,
+    waiting: Vec<&'a Key>,
+    profiles: &'a HashMap<Key, Profile, Hasher>,
+}
+
+/// ... and as [`Membership::restore`] reads it: the same fields, owned.
+#[derive(Deserialize)]
+struct Saved {
+    now: i64,
+    waiting: Vec<Key>,
+    profiles: HashMap<Key, Profile, Hasher>,
 }
 
 fn column_positions(table: &TableSchema) -> HashMap<String, usize> {

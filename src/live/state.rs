@@ -13,6 +13,8 @@
 
 use std::collections::{HashSet, VecDeque};
 
+use serde::{Deserialize, Serialize};
+
 use super::eval::{Evaluation, Node};
 use super::value::{Datum, DistinctKey};
 use crate::check::ir::{Aggregate, TimePoint};
@@ -84,7 +86,7 @@ impl MeasurePlan {
 }
 
 /// One profile's state for one measure.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum MeasureState {
     Running(Running),
     /// Counted events' (time, value), oldest first.
@@ -94,7 +96,7 @@ pub enum MeasureState {
 }
 
 /// The aggregate so far, for measures whose events never leave.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Running {
     Count(i64),
     Distinct(HashSet<DistinctKey>),

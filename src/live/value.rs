@@ -2,22 +2,26 @@
 
 use std::cmp::Ordering;
 use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
 
 use crate::check::ir::Value;
 
-/// One value of a profile or event column, or of an expression.
-#[derive(Debug, Clone, PartialEq)]
+/// One value of a profile or event column, or of an expression. Strings and lists are
+/// shared, so reading a column into an evaluation never copies them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Datum {
     Null,
     Bool(bool),
     Int(i64),
     Float(f64),
-    Str(String),
+    Str(Arc<str>),
     /// Nanoseconds since the epoch, UTC.
     Ts(i64),
     /// Nanoseconds.
     Dur(i64),
-    List(Vec<Datum>),
+    List(Arc<[Datum]>),
 }
 
 impl Datum {
@@ -58,7 +62,7 @@ impl Datum {
             (Datum::Ts(a), Datum::Ts(b)) | (Datum::Dur(a), Datum::Dur(b)) => Some(a.cmp(b)),
             (Datum::Bool(a), Datum::Bool(b)) => Some(a.cmp(b)),
             (Datum::List(a), Datum::List(b)) => {
-                for (x, y) in a.iter().zip(b) {
+                for (x, y) in a.iter().zip(b.iter()) {
                     match x.compare(y)? {
                         Ordering::Equal => {}
                         order => return Some(order),
@@ -83,7 +87,7 @@ impl Datum {
             Datum::Float(x) => DistinctKey::Number((x + 0.0).to_bits()),
             Datum::Bool(b) => DistinctKey::Int(*b as i64),
             Datum::Ts(t) | Datum::Dur(t) => DistinctKey::Int(*t),
-            Datum::Str(s) => DistinctKey::Str(s.clone()),
+            Datum::Str(s) => DistinctKey::Str(s.to_string()),
             Datum::Null | Datum::List(_) => DistinctKey::Str(format!("{self:?}")),
         }
     }
@@ -96,7 +100,7 @@ impl From<&Value> for Datum {
             Value::Bool(b) => Datum::Bool(*b),
             Value::Int(i) => Datum::Int(*i),
             Value::Float(x) => Datum::Float(*x),
-            Value::String(s) => Datum::Str(s.clone()),
+            Value::String(s) => Datum::Str(Arc::from(s.as_str())),
             Value::Timestamp(t) => Datum::Ts(*t),
             Value::Duration(d) => Datum::Dur(*d),
         }
@@ -104,7 +108,7 @@ impl From<&Value> for Datum {
 }
 
 /// What `count(distinct ...)` counts.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum DistinctKey {
     Number(u64),
     Int(i64),
@@ -112,7 +116,7 @@ pub enum DistinctKey {
 }
 
 /// A profile's key: the value of the profile table's key column.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Key {
     Int(i64),
     Str(String),
@@ -123,7 +127,7 @@ impl Key {
     pub fn from_datum(datum: &Datum) -> Option<Key> {
         match datum {
             Datum::Int(i) => Some(Key::Int(*i)),
-            Datum::Str(s) => Some(Key::Str(s.clone())),
+            Datum::Str(s) => Some(Key::Str(s.to_string())),
             _ => None,
         }
     }

@@ -1,0 +1,89 @@
+//! Helpers shared by the integration tests that drive `segql watch`.
+// Each test crate uses some of them.
+#![allow(dead_code)]
+
+use std::path::Path;
+
+use segql::live::{Datum, Event, json::format_time};
+
+/// The demo's profiles and then its events in time order, as `segql watch` input lines
+/// (the NDJSON contract of docs/realtime.md), with `limit` events at most.
+pub fn demo_event_lines(limit: usize) -> Vec<String> {
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let (session, events) = runtime.block_on(async {
+        let session = segql::Session::open(Path::new("examples/shop/segql.toml"))
+            .await
+            .expect("the demo catalog");
+        let events = segql::live::current_events(&session)
+            .await
+            .expect("the demo tables");
+        (session, events)
+    });
+    let schema = session.schema();
+    let (profiles, mut occurred): (Vec<Event>, Vec<Event>) = events
+        .into_iter()
+        .partition(|e| matches!(e, Event::Profile(_)));
+    let time = |event: &Event| match event {
+        Event::Occurred { table, row } => {
+            let at = schema.events[*table]
+                .columns
+                .iter()
+                .position(|c| Some(&c.name) == schema.events[*table].time.as_ref())
+                .expect("a time column");
+            match row[at] {
+                Datum::Ts(t) => t,
+                _ => i64::MIN,
+            }
+        }
+        Event::Profile(_) => i64::MIN,
+    };
+    occurred.sort_by_key(time);
+    occurred.truncate(limit);
+    let mut lines = Vec::new();
+    for event in profiles.iter().chain(&occurred) {
+        let (name, table, row) = match event {
+            Event::Profile(row) => ("profile", &schema.profiles, row),
+            Event::Occurred { table, row } => {
+                let layout = &schema.events[*table];
+                (layout.name.as_str(), layout, row)
+            }
+        };
+        let mut object = serde_json::Map::new();
+        object.insert("event".into(), name.into());
+        for (column, value) in table.columns.iter().zip(row) {
+            if !value.is_null() {
+                object.insert(column.name.clone(), json(value));
+            }
+        }
+        lines.push(serde_json::Value::Object(object).to_string());
+    }
+    lines
+}
+
+fn json(value: &Datum) -> serde_json::Value {
+    match value {
+        Datum::Null => serde_json::Value::Null,
+        Datum::Bool(b) => (*b).into(),
+        Datum::Int(i) => (*i).into(),
+        Datum::Float(x) => (*x).into(),
+        Datum::Str(s) => (**s).into(),
+        Datum::Ts(t) => format_time(*t).into(),
+        Datum::Dur(d) => (*d).into(),
+        Datum::List(items) => items.iter().map(json).collect(),
+    }
+}
+
+/// The change lines of a `segql watch` output without their ids, for comparing a durable
+/// run with a plain one.
+pub fn without_ids(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|line| {
+            let mut change: serde_json::Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+            if let Some(object) = change.as_object_mut() {
+                object.remove("id");
+            }
+            change
+        })
+        .collect()
+}
