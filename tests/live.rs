@@ -199,7 +199,7 @@ async fn the_interpreter_has_the_batch_members_at_every_checkpoint() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_engine_started_from_the_tables_continues_like_one_fed_from_the_start() {
+async fn an_engine_started_from_the_tables_or_a_checkpoint_continues_like_one_fed_from_the_start() {
     let mut session = Session::open(Path::new("examples/shop/segql.toml"))
         .await
         .expect("the demo opens");
@@ -231,12 +231,24 @@ async fn an_engine_started_from_the_tables_continues_like_one_fed_from_the_start
             "{name} after loading"
         );
     }
+    // A checkpoint of the engine here, restored into a new one, continues the same way.
+    let mut saved = Vec::new();
+    live.save(&mut saved).expect("the state saves");
+    let mut restored =
+        Membership::new(session.program(), session.schema(), &[]).expect("an engine");
+    restored.restore(&saved).expect("the state restores");
+    let mut changes = 0;
     for event in after {
-        live.ingest(event).expect("an event");
+        let original = live.ingest(event.clone()).expect("an event");
+        changes += original.len();
+        assert_eq!(restored.ingest(event).expect("an event"), original);
     }
-    live.advance_to(end);
+    let original = live.advance_to(end);
+    assert_eq!(restored.advance_to(end), original);
+    assert!(changes + original.len() > 100, "{changes} changes");
     let batch = batch_members(&mut session, &names, end).await;
     for name in &names {
         assert_eq!(live_members(&live, name), batch[name], "{name} at the end");
+        assert_eq!(live_members(&restored, name), batch[name], "{name} restored");
     }
 }

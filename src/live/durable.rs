@@ -412,3 +412,134 @@ fn remove_other_logs(dir: &Path, generation: u64) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Session;
+    use crate::catalog::{Catalog, TableConfig};
+    use crate::check::ir::Type;
+
+    async fn demo_session() -> Session {
+        let catalog = Catalog::new(
+            TableConfig::new("customers", None, "customer_id")
+                .with_column("customer_id", Type::Int),
+        )
+        .with_event(
+            TableConfig::new("purchased", None, "customer_id")
+                .with_time("ts")
+                .with_column("customer_id", Type::Int)
+                .with_column("ts", Type::Timestamp),
+        );
+        let mut session = Session::without_data(catalog).await.expect("a session");
+        session
+            .add_source("s.seg", "segment recent = purchased within 30d")
+            .expect("the segment");
+        session
+    }
+
+    fn engine(session: &Session) -> Membership {
+        Membership::new(session.program(), session.schema(), &[]).expect("an engine")
+    }
+
+    const PROFILE: &str = r#"{"event": "profile", "customer_id": 7}"#;
+    const PURCHASE: &str = r#"{"event": "purchased", "customer_id": 7, "ts": "1998-01-01"}"#;
+
+    /// Records `line` as accepted, applying it to `live`.
+    fn accept(journal: &mut Journal, live: &mut Membership, session: &Session, line: &str) {
+        let event = parse_event(line, session.schema()).expect("an event");
+        let caused = live.ingest(event).expect("accepted").len();
+        let at = Position {
+            line: journal.position().line + 1,
+            offset: 0,
+        };
+        journal.event(line, at, caused).expect("logged");
+    }
+
+    #[tokio::test]
+    async fn a_log_cut_short_by_a_crash_replays_up_to_its_last_whole_entry() {
+        let session = demo_session().await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let recovery = Journal::open(dir.path(), engine(&session), session.schema(), |_| Ok(()))
+            .expect("a new state");
+        assert!(!recovery.resumed);
+        let (mut journal, mut live) = (recovery.journal, recovery.live);
+        accept(&mut journal, &mut live, &session, PROFILE);
+        accept(&mut journal, &mut live, &session, PURCHASE);
+        journal.sync().expect("synced");
+        drop(journal);
+        // A crash in the middle of writing the next entry.
+        let log = log_path(dir.path(), 0);
+        let mut file = OpenOptions::new().append(true).open(&log).expect("the log");
+        file.write_all(b"e\t3\t0\t{\"event\": \"purch")
+            .expect("torn");
+
+        let recovery = Journal::open(dir.path(), engine(&session), session.schema(), |_| {
+            panic!("a resumed state is not initialized again")
+        })
+        .expect("resumed");
+        assert!(recovery.resumed);
+        assert_eq!(recovery.journal.accepted(), 2);
+        assert_eq!(recovery.journal.position().line, 2);
+        // The purchase made customer 7 a member, change number 0, which replay repeats.
+        assert_eq!(recovery.first_change, 0);
+        assert_eq!(recovery.replayed.len(), 1);
+        assert!(recovery.replayed[0].entered);
+        assert_eq!(recovery.live.members("recent"), live.members("recent"));
+        let text = fs::read_to_string(&log).expect("the log");
+        assert!(text.ends_with('\n') && text.lines().count() == 2, "{text}");
+
+        // After a checkpoint nothing is replayed, and the numbering goes on.
+        let (mut journal, live) = (recovery.journal, recovery.live);
+        journal.checkpoint(&live).expect("a checkpoint");
+        assert!(!log.exists(), "the covered log is removed");
+        let recovery = Journal::open(dir.path(), engine(&session), session.schema(), |_| Ok(()))
+            .expect("resumed");
+        assert!(recovery.replayed.is_empty());
+        assert_eq!(recovery.journal.changes(), 1);
+        assert_eq!(recovery.live.members("recent"), live.members("recent"));
+    }
+
+    #[tokio::test]
+    async fn damaged_or_foreign_state_is_refused_with_what_to_do() {
+        let session = demo_session().await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        drop(Journal::open(
+            dir.path(),
+            engine(&session),
+            session.schema(),
+            |_| Ok(()),
+        ));
+        let checkpoint = dir.path().join(CHECKPOINT);
+        let mut bytes = fs::read(&checkpoint).expect("the checkpoint");
+        bytes.truncate(MAGIC.len() + 3);
+        fs::write(&checkpoint, &bytes).expect("damaged");
+        let error = Journal::open(dir.path(), engine(&session), session.schema(), |_| Ok(()))
+            .err()
+            .expect("refused");
+        assert!(error.to_string().contains("is damaged"), "{error}");
+        assert!(
+            error.to_string().contains("empty --state directory"),
+            "{error}"
+        );
+
+        let mut other = demo_session().await;
+        other
+            .add_source("t.seg", "segment old = purchased within 90d")
+            .expect("another segment");
+        let dir = tempfile::tempdir().expect("tempdir");
+        drop(Journal::open(
+            dir.path(),
+            engine(&session),
+            session.schema(),
+            |_| Ok(()),
+        ));
+        let error = Journal::open(dir.path(), engine(&other), other.schema(), |_| Ok(()))
+            .err()
+            .expect("refused");
+        assert!(
+            error.to_string().contains("kept for other segments"),
+            "{error}"
+        );
+    }
+}
