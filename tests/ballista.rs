@@ -6,10 +6,10 @@
 //! processes. Needs `--features ballista`.
 #![cfg(feature = "ballista")]
 
-use std::collections::BTreeSet;
+mod common;
+
 use std::path::Path;
 
-use datafusion::arrow::array::{Array, Int64Array};
 use datafusion::prelude::SessionContext;
 use segql::Session;
 use segql::catalog::Catalog;
@@ -39,24 +39,6 @@ fn load(session: &mut Session, file: &str) {
         .unwrap_or_else(|r| panic!("{file} checks:\n{r}"));
 }
 
-async fn members(session: &Session, name: &str) -> BTreeSet<i64> {
-    let plan = session.plan_segments(&[name], &[]).expect("plan");
-    let batches = session
-        .execute(plan)
-        .await
-        .unwrap_or_else(|r| panic!("`{name}` runs:\n{r}"));
-    let mut keys = BTreeSet::new();
-    for batch in &batches {
-        let ints = batch
-            .column(0)
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .expect("Int64 keys");
-        keys.extend((0..ints.len()).map(|i| ints.value(i)));
-    }
-    keys
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_segment_has_the_same_members_on_ballista() {
     let cluster = segql::engine::standalone_ballista_context(2)
@@ -69,15 +51,10 @@ async fn every_segment_has_the_same_members_on_ballista() {
     for file in FILES {
         load(&mut local, file);
         load(&mut distributed, file);
-        let names: Vec<String> = local
-            .program()
-            .segments
-            .iter()
-            .map(|s| s.name.clone())
-            .collect();
+        let names = local.program().segment_names();
         for name in &names {
-            let expected = members(&local, name).await;
-            let got = members(&distributed, name).await;
+            let expected = common::members(&local, name).await;
+            let got = common::members(&distributed, name).await;
             compared += 1;
             if expected != got {
                 differing.push(format!(

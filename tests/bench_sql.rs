@@ -60,12 +60,7 @@ async fn every_benchmark_segment_matches_its_hand_written_sql() {
         "{:?}",
         session.warnings().iter().collect::<Vec<_>>()
     );
-    let names: Vec<String> = session
-        .program()
-        .segments
-        .iter()
-        .map(|s| s.name.clone())
-        .collect();
+    let names = session.program().segment_names();
     assert_eq!(names.len(), 50, "the benchmark's fixed set has 50 segments");
     let sql_files: BTreeSet<String> = std::fs::read_dir("bench/sql")
         .expect("bench/sql")

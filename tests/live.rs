@@ -145,12 +145,7 @@ async fn the_interpreter_has_the_batch_members_at_every_checkpoint() {
     for file in FILES {
         session.clear_sources();
         session.add_file(Path::new(file)).expect("the file checks");
-        let names: Vec<String> = session
-            .program()
-            .segments
-            .iter()
-            .map(|s| s.name.clone())
-            .collect();
+        let names = session.program().segment_names();
         let mut live =
             Membership::new(session.program(), session.schema(), &[]).expect("an engine");
         let mut replay = Replay::default();
@@ -249,6 +244,10 @@ async fn an_engine_started_from_the_tables_or_a_checkpoint_continues_like_one_fe
     let batch = batch_members(&mut session, &names, end).await;
     for name in &names {
         assert_eq!(live_members(&live, name), batch[name], "{name} at the end");
-        assert_eq!(live_members(&restored, name), batch[name], "{name} restored");
+        assert_eq!(
+            live_members(&restored, name),
+            batch[name],
+            "{name} restored"
+        );
     }
 }

@@ -3,11 +3,12 @@
 //! `scripts/sql_engines.py` loads the demo tables into each engine and runs the queries;
 //! every segment's members there must be the members DataFusion finds in process.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
 
-use datafusion::arrow::array::{Array, Int64Array};
 use datafusion::sql::sqlparser::dialect::BigQueryDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use segql::Session;
@@ -107,21 +108,6 @@ fn python_ready() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-async fn members(session: &Session, name: &str) -> BTreeSet<i64> {
-    let plan = session.plan_segments(&[name], &[]).expect("plan");
-    let batches = session.execute(plan).await.expect("run");
-    let mut keys = BTreeSet::new();
-    for batch in &batches {
-        let ints = batch
-            .column(0)
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .expect("Int64 keys");
-        keys.extend((0..ints.len()).map(|i| ints.value(i)));
-    }
-    keys
-}
-
 fn naming(dialect: SqlDialect, run: &str) -> TableNaming {
     match dialect {
         SqlDialect::Postgres => TableNaming {
@@ -175,15 +161,10 @@ async fn emitted_sql_finds_the_same_members_on_every_engine() {
                 tables.push(json!({"name": table.name, "source": source}));
             }
         }
-        let names: Vec<String> = session
-            .program()
-            .segments
-            .iter()
-            .map(|s| s.name.clone())
-            .collect();
+        let names = session.program().segment_names();
         for name in names {
             let id = format!("{file}:{name}");
-            expected.insert(id.clone(), members(&session, &name).await);
+            expected.insert(id.clone(), common::members(&session, &name).await);
             for dialect in SqlDialect::ALL {
                 attempts += 1;
                 let sql = match session.segment_sql(&name, &[], dialect, &naming(dialect, &run)) {

@@ -416,6 +416,11 @@ impl Program {
         self.segments.iter().find(|s| s.name == name)
     }
 
+    /// The names of the segments, in definition order.
+    pub fn segment_names(&self) -> Vec<String> {
+        self.segments.iter().map(|s| s.name.clone()).collect()
+    }
+
     pub fn value(&self, name: &str) -> Option<&CheckedValue> {
         self.values.iter().find(|v| v.name == name)
     }

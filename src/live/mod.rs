@@ -206,13 +206,15 @@ enum Affected {
     Due,
 }
 
-/// Measure values computed during one evaluation, reused across its segments.
+/// Measure values computed during one evaluation, reused across its segments, and the
+/// segments due at a scheduled evaluation: buffers kept from one evaluation to the next.
 #[derive(Default)]
 struct Scratch {
     values: Vec<Datum>,
     horizons: Vec<i64>,
     restless: Vec<bool>,
     computed: Vec<bool>,
+    due: Vec<usize>,
 }
 
 type Hasher = foldhash::fast::RandomState;
@@ -650,16 +652,17 @@ impl Membership {
         scratch.values.resize(self.measures.len(), Datum::Null);
         scratch.horizons.resize(self.measures.len(), i64::MAX);
         scratch.restless.resize(self.measures.len(), false);
-        let due: Vec<usize>;
         let chosen: &[usize] = match affected {
             Affected::All => &self.every_segment,
             Affected::Table(table) => &self.tables[table].segments,
             Affected::Due => {
-                due = (profile.standings.iter().enumerate())
-                    .filter(|(_, s)| s.horizon <= now || s.restless)
-                    .map(|(at, _)| at)
-                    .collect();
-                &due
+                scratch.due.clear();
+                scratch.due.extend(
+                    (profile.standings.iter().enumerate())
+                        .filter(|(_, s)| s.horizon <= now || s.restless)
+                        .map(|(at, _)| at),
+                );
+                &scratch.due
             }
         };
         for &at in chosen {

@@ -181,16 +181,16 @@ impl MeasureState {
                         events.pop_front();
                     }
                 }
-                let mut counted = Vec::with_capacity(events.len());
-                for (time, value) in events.iter() {
+                for (time, _) in events.iter() {
                     if let Some(change) = plan.window_change(*time, now) {
                         *horizon = (*horizon).min(change);
                     }
-                    if plan.in_window(*time, now) {
-                        counted.push((*time, value));
-                    }
                 }
-                aggregate(plan, &counted)
+                let counted = events
+                    .iter()
+                    .filter(|(time, _)| plan.in_window(*time, now))
+                    .map(|(time, value)| (*time, value));
+                aggregate(plan, counted)
             }
             MeasureState::Rechecked(rows) => {
                 if let Some(start) = start {
@@ -219,7 +219,7 @@ impl MeasureState {
                     let value = plan.column.and_then(|c| row.get(c)).unwrap_or(&Datum::Null);
                     values.push((*time, value));
                 }
-                aggregate(plan, &values)
+                aggregate(plan, values.iter().copied())
             }
         }
     }
@@ -325,11 +325,14 @@ fn better_tie(first: bool, candidate: &Datum, current: &Datum) -> bool {
 }
 
 /// The aggregate over counted events' (time, value), in time order.
-fn aggregate(plan: &MeasurePlan, events: &[(i64, &Datum)]) -> Datum {
-    let values = || events.iter().map(|(_, v)| *v).filter(|v| !v.is_null());
+fn aggregate<'a>(
+    plan: &MeasurePlan,
+    events: impl Iterator<Item = (i64, &'a Datum)> + Clone,
+) -> Datum {
+    let values = || events.clone().map(|(_, v)| v).filter(|v| !v.is_null());
     match plan.aggregate {
-        Aggregate::Exists => Datum::Bool(!events.is_empty()),
-        Aggregate::Count => Datum::Int(events.len() as i64),
+        Aggregate::Exists => Datum::Bool(events.clone().next().is_some()),
+        Aggregate::Count => Datum::Int(events.clone().count() as i64),
         Aggregate::CountValues => Datum::Int(values().count() as i64),
         Aggregate::CountDistinct => Datum::Int(
             values()
@@ -347,11 +350,13 @@ fn aggregate(plan: &MeasurePlan, events: &[(i64, &Datum)]) -> Datum {
         ),
         Aggregate::Sum => Datum::Float(values().filter_map(Datum::as_float).sum()),
         Aggregate::Avg => {
-            let numbers: Vec<f64> = values().filter_map(Datum::as_float).collect();
-            if numbers.is_empty() {
+            let (sum, count) = values()
+                .filter_map(Datum::as_float)
+                .fold((0.0, 0usize), |(sum, count), x| (sum + x, count + 1));
+            if count == 0 {
                 Datum::Null
             } else {
-                Datum::Float(numbers.iter().sum::<f64>() / numbers.len() as f64)
+                Datum::Float(sum / count as f64)
             }
         }
         Aggregate::Min | Aggregate::Max => {
@@ -374,7 +379,7 @@ fn aggregate(plan: &MeasurePlan, events: &[(i64, &Datum)]) -> Datum {
         Aggregate::First | Aggregate::Last => {
             let first = plan.aggregate == Aggregate::First;
             let mut edge: Option<(i64, &Datum)> = None;
-            for &(time, value) in events {
+            for (time, value) in events {
                 let replace = match edge {
                     None => true,
                     Some((t, current)) => {

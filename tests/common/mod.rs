@@ -2,9 +2,31 @@
 // Each test crate uses some of them.
 #![allow(dead_code)]
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
+use datafusion::arrow::array::{Array, Int64Array};
+use segql::Session;
 use segql::live::{Datum, Event, json::format_time};
+
+/// The members of segment `name`, from its DataFusion plan in `session`.
+pub async fn members(session: &Session, name: &str) -> BTreeSet<i64> {
+    let plan = session.plan_segments(&[name], &[]).expect("plan");
+    let batches = session
+        .execute(plan)
+        .await
+        .unwrap_or_else(|r| panic!("`{name}` runs:\n{r}"));
+    let mut keys = BTreeSet::new();
+    for batch in &batches {
+        let ints = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("Int64 keys");
+        keys.extend((0..ints.len()).map(|i| ints.value(i)));
+    }
+    keys
+}
 
 /// The demo's profiles and then its events in time order, as `segql watch` input lines
 /// (the NDJSON contract of docs/realtime.md), with `limit` events at most.
