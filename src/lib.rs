@@ -51,6 +51,7 @@ pub mod plan;
 pub mod render;
 #[cfg(feature = "cli")]
 pub mod repl;
+pub mod segment_report;
 pub mod sql;
 pub mod syntax;
 
@@ -361,7 +362,7 @@ impl Session {
         Ok(found)
     }
 
-    /// Resolves `--with` names: profile columns, metrics and stages.
+    /// Resolves `--with` (and `report --by`) names: profile columns, metrics and stages.
     pub fn output_columns(&self, names: &[&str]) -> Result<Vec<OutputColumn>, Report> {
         let mut columns = Vec::new();
         let mut diagnostics = Diagnostics::default();
@@ -393,7 +394,7 @@ impl Session {
                     candidates.extend(self.program.values.iter().map(|v| v.name.as_str()));
                     let mut diagnostic = Diagnostic::error(
                         "E0402",
-                        format!("`--with {name}`: no profile column, metric or stage of that name"),
+                        format!("`{name}` is no profile column, metric or stage"),
                     );
                     let fallback = format!(
                         "choose from {}",

@@ -11,6 +11,7 @@ use segql::catalog::Catalog;
 use segql::diagnostic::{Diagnostic, Diagnostics, SourceMap};
 use segql::engine::{self, Engine};
 use segql::exec::OutputFormat;
+use segql::segment_report::{ReportOptions, SegmentReport};
 use segql::sql::{SqlDialect, TableNaming};
 use segql::{Report, Session, render};
 
@@ -141,6 +142,33 @@ enum Command {
         /// groups pruned) instead of the counts
         #[arg(long)]
         explain_analyze: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Write a segment report: an HTML page with each segment's size, the overlap between
+    /// segments, each size over time and the composition by one attribute
+    Report {
+        file: PathBuf,
+        /// Segments to include (repeatable; default: every segment in FILE)
+        #[arg(long, value_name = "NAME")]
+        segment: Vec<String>,
+        /// Where to write the page
+        #[arg(long, value_name = "PATH", default_value = "report.html")]
+        out: PathBuf,
+        /// Split each segment by this attribute: a profile column, metric or stage
+        /// (default: the first text column of the profiles)
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+        /// Time between two points of the size history (h, d or w)
+        #[arg(long, value_name = "SPAN", default_value = "7d", value_parser = parse_span)]
+        every: i64,
+        /// Points of the size history, the last at the evaluation time
+        #[arg(long, value_name = "N", default_value_t = 13,
+              value_parser = clap::value_parser!(u64).range(1..=520))]
+        points: u64,
+        /// Evaluation time (default: the catalog's `as_of`, else now)
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        as_of: Option<i64>,
         #[command(flatten)]
         common: Common,
     },
@@ -278,6 +306,27 @@ fn parse_size(text: &str) -> Result<usize, String> {
     }
 }
 
+/// `12h`, `7d`, `2w`: a span of time in nanoseconds.
+fn parse_span(text: &str) -> Result<i64, String> {
+    let (number, unit) = amount_and_unit(text);
+    let hours: i64 = match unit {
+        "h" => 1,
+        "d" => 24,
+        "w" => 24 * 7,
+        _ => {
+            return Err(format!(
+                "`{text}` is not a span; write e.g. `12h`, `7d` or `2w`"
+            ));
+        }
+    };
+    match number.parse::<i64>() {
+        Ok(n) if n > 0 && n <= 100_000 => Ok(n * hours * 3_600_000_000_000),
+        _ => Err(format!(
+            "`{text}` is not a span; write e.g. `12h`, `7d` or `2w`"
+        )),
+    }
+}
+
 /// `30s`, `5min`, `1h`, `250ms`.
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let (number, unit) = amount_and_unit(text);
@@ -388,6 +437,24 @@ pub async fn run(cli: Cli) -> ExitCode {
             explain_analyze,
             common,
         } => count(&file, &segment, as_of, explain_analyze, &common).await,
+        Command::Report {
+            file,
+            segment,
+            out,
+            by,
+            every,
+            points,
+            as_of,
+            common,
+        } => {
+            let options = ReportOptions {
+                segments: segment,
+                by,
+                every,
+                points: points as usize,
+            };
+            report(&file, options, &out, as_of, &common).await
+        }
         Command::Why {
             file,
             segment,
@@ -769,6 +836,58 @@ async fn explain_analyze(
         Ok(text) => print_stdout(&text),
         Err(report) => printer.report(&report),
     }
+}
+
+async fn report(
+    file: &Path,
+    mut options: ReportOptions,
+    out: &Path,
+    as_of: Option<i64>,
+    common: &Common,
+) -> ExitCode {
+    let printer = Printer::new(common.diagnostics);
+    let mut session = match session_for(file, common, as_of, true, &printer).await {
+        Ok(session) => session,
+        Err(code) => return code,
+    };
+    options.segments = segment_names(&session, file, &options.segments);
+    if let Err(report) = session.check_profile_keys().await {
+        return printer.report(&report);
+    }
+    let started = std::time::Instant::now();
+    let progress = Progress::start(format!(
+        "reporting on {} segments ({} points of history)",
+        options.segments.len(),
+        options.points
+    ));
+    let title = file.display().to_string();
+    let collected = SegmentReport::collect(&mut session, &title, &options).await;
+    progress.finish();
+    let collected = match collected {
+        Ok(collected) => collected,
+        Err(report) => return printer.report(&report),
+    };
+    let page = collected.to_html();
+    let written = segql::exec::replace_file(
+        out,
+        |mut file| std::io::Write::write_all(&mut file, page.as_bytes()),
+        |e| e,
+    );
+    if let Err(error) = written {
+        eprintln!(
+            "error: cannot write the report to `{}`: {error}",
+            out.display()
+        );
+        return ExitCode::from(1);
+    }
+    eprintln!(
+        "segql report: {} segments, {} points of history, written to `{}` in {:.1} s",
+        collected.segments.len(),
+        collected.history.len(),
+        out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    ExitCode::SUCCESS
 }
 
 async fn count(
