@@ -172,6 +172,25 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Write every profile's metrics and stages as a table (computed traits for email,
+    /// ads and other tools)
+    Traits {
+        file: PathBuf,
+        /// Metrics and stages to write (comma-separated; default: all of them)
+        #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
+        only: Vec<String>,
+        /// Evaluation time (default: the catalog's `as_of`, else now)
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        as_of: Option<i64>,
+        /// Output format
+        #[arg(long, value_enum, default_value_t = Format::Csv)]
+        format: Format,
+        /// Write to this file instead of standard output (required for parquet)
+        #[arg(long, value_name = "PATH")]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Explain why one profile is (or is not) a member of a segment
     Why {
         file: PathBuf,
@@ -455,6 +474,14 @@ pub async fn run(cli: Cli) -> ExitCode {
             };
             report(&file, options, &out, as_of, &common).await
         }
+        Command::Traits {
+            file,
+            only,
+            as_of,
+            format,
+            out,
+            common,
+        } => traits(&file, &only, as_of, (format, out.as_deref()), &common).await,
         Command::Why {
             file,
             segment,
@@ -784,21 +811,76 @@ async fn run_segments(
     if output.explain_analyze {
         return explain_analyze(&session, plan, common, &printer).await;
     }
-    let schema = plan.schema().as_arrow().clone();
     let progress = Progress::start(evaluating(names.len()));
-    let executed = checked(&session, common, session.execute(plan)).await;
+    execute_and_write(
+        &session,
+        plan,
+        (output.format, output.out),
+        common,
+        &printer,
+        progress,
+    )
+    .await
+}
+
+/// `segql traits`: every profile's metrics and stages (or the `only` ones).
+async fn traits(
+    file: &Path,
+    only: &[String],
+    as_of: Option<i64>,
+    (format, out): (Format, Option<&Path>),
+    common: &Common,
+) -> ExitCode {
+    let printer = Printer::new(common.diagnostics);
+    if format == Format::Parquet && out.is_none() {
+        eprintln!("error: `--format parquet` needs `--out PATH`");
+        return ExitCode::from(2);
+    }
+    let session = match session_for(file, common, as_of, true, &printer).await {
+        Ok(session) => session,
+        Err(code) => return code,
+    };
+    let names = with_columns(only);
+    if names.is_empty() && session.program().values.is_empty() {
+        eprintln!(
+            "error: `{}` defines no metric or stage; define one with `metric NAME = ...` or \
+             `stage NAME {{ ... }}`",
+            file.display()
+        );
+        return ExitCode::from(1);
+    }
+    let plan = match session.plan_values(&names) {
+        Ok(plan) => plan,
+        Err(report) => return printer.report(&report),
+    };
+    let progress = Progress::start("computing traits");
+    execute_and_write(&session, plan, (format, out), common, &printer, progress).await
+}
+
+/// Runs `plan` (with the profile-key check) and writes its rows as `format` to `out` or
+/// standard output.
+async fn execute_and_write(
+    session: &Session,
+    plan: LogicalPlan,
+    (format, out): (Format, Option<&Path>),
+    common: &Common,
+    printer: &Printer,
+    progress: Progress,
+) -> ExitCode {
+    let schema = plan.schema().as_arrow().clone();
+    let executed = checked(session, common, session.execute(plan)).await;
     progress.finish();
     let batches = match executed {
         Ok(batches) => batches,
         Err(report) => return printer.report(&report),
     };
-    let format = match output.format {
+    let format = match format {
         Format::Csv => OutputFormat::Csv,
         Format::Ndjson => OutputFormat::Ndjson,
         Format::Table => OutputFormat::Table,
         Format::Parquet => OutputFormat::Parquet,
     };
-    let written = match output.out {
+    let written = match out {
         Some(path) => segql::exec::write_file(&batches, &schema, format, path),
         None => segql::exec::write(
             &batches,
