@@ -150,9 +150,6 @@ struct TableLayout {
     time_name: String,
     /// The engine's measures over this table.
     measures: Vec<usize>,
-    /// The segments that read one of those measures: the only ones an event of this
-    /// table can change.
-    segments: Vec<usize>,
 }
 
 /// A profile's standing in one segment.
@@ -200,8 +197,9 @@ impl Profile {
 enum Affected {
     /// The profile row changed, or the profile is evaluated for the first time.
     All,
-    /// An event of this table arrived.
-    Table(usize),
+    /// An event changed the state of the measures in [`Scratch::changed`]: the segments
+    /// that read one of them.
+    Measures,
     /// The clock reached the profile's scheduled time: the segments whose horizon passed.
     Due,
 }
@@ -214,7 +212,11 @@ struct Scratch {
     horizons: Vec<i64>,
     restless: Vec<bool>,
     computed: Vec<bool>,
-    due: Vec<usize>,
+    /// The measures the event at hand changed.
+    changed: Vec<usize>,
+    /// The segments an evaluation recomputes, and which of them are listed.
+    chosen: Vec<usize>,
+    listed: Vec<bool>,
 }
 
 type Hasher = foldhash::fast::RandomState;
@@ -224,6 +226,9 @@ pub struct Membership {
     segments: Vec<SegmentPlan>,
     /// `0..segments.len()`.
     every_segment: Vec<usize>,
+    /// For each measure, the segments that read it: the only ones a change of its state
+    /// can change.
+    readers: Vec<Vec<usize>>,
     measures: Vec<MeasurePlan>,
     /// Each measure's value over no events.
     empty: Vec<Datum>,
@@ -282,7 +287,6 @@ impl Membership {
                 time: table.time.as_deref().map_or(0, |t| position(table, t)),
                 time_name: table.time.clone().unwrap_or_default(),
                 measures: Vec::new(),
-                segments: Vec::new(),
             })
             .collect();
         let mut measures = Vec::new();
@@ -334,14 +338,13 @@ impl Membership {
             measures: &positions,
         };
         let mut segments = Vec::new();
+        let mut readers = vec![Vec::new(); measures.len()];
         for (at, segment) in chosen.iter().enumerate() {
             let mut read = Vec::new();
             collect_measures(&segment.condition, program, &mut read);
             let read: Vec<usize> = read.iter().map(|id| positions[id]).collect();
-            for table in &mut tables {
-                if table.measures.iter().any(|m| read.contains(m)) {
-                    table.segments.push(at);
-                }
+            for &m in &read {
+                readers[m].push(at);
             }
             segments.push(SegmentPlan {
                 name: Arc::from(segment.name.as_str()),
@@ -358,6 +361,7 @@ impl Membership {
             .collect();
         Ok(Membership {
             every_segment: (0..segments.len()).collect(),
+            readers,
             segments,
             measures,
             empty,
@@ -445,7 +449,7 @@ impl Membership {
         let mut changes = time.map_or_else(Vec::new, |time| self.advance_to(time));
         let affected = match &event {
             Event::Profile(_) => Affected::All,
-            Event::Occurred { table, .. } => Affected::Table(*table),
+            Event::Occurred { .. } => Affected::Measures,
         };
         let first = self.apply(event, &key, time);
         if self.now == i64::MIN {
@@ -628,11 +632,15 @@ impl Membership {
         match (event, time) {
             (Event::Profile(row), _) => profile.row = Some(row),
             (Event::Occurred { table, row }, Some(time)) => {
+                self.scratch.changed.clear();
                 for &at in &self.tables[table].measures {
                     let plan = &self.measures[at];
-                    profile.measures[at]
+                    let changed = profile.measures[at]
                         .get_or_insert_with(|| MeasureState::new(plan))
                         .add(plan, time, &row, self.now);
+                    if changed {
+                        self.scratch.changed.push(at);
+                    }
                 }
             }
             (Event::Occurred { .. }, None) => {}
@@ -654,15 +662,28 @@ impl Membership {
         scratch.restless.resize(self.measures.len(), false);
         let chosen: &[usize] = match affected {
             Affected::All => &self.every_segment,
-            Affected::Table(table) => &self.tables[table].segments,
+            Affected::Measures => {
+                scratch.chosen.clear();
+                scratch.listed.clear();
+                scratch.listed.resize(self.segments.len(), false);
+                for &m in &scratch.changed {
+                    for &at in &self.readers[m] {
+                        if !scratch.listed[at] {
+                            scratch.listed[at] = true;
+                            scratch.chosen.push(at);
+                        }
+                    }
+                }
+                &scratch.chosen
+            }
             Affected::Due => {
-                scratch.due.clear();
-                scratch.due.extend(
+                scratch.chosen.clear();
+                scratch.chosen.extend(
                     (profile.standings.iter().enumerate())
                         .filter(|(_, s)| s.horizon <= now || s.restless)
                         .map(|(at, _)| at),
                 );
-                &scratch.due
+                &scratch.chosen
             }
         };
         for &at in chosen {

@@ -125,26 +125,27 @@ impl MeasureState {
     }
 
     /// Adds one event of the measure's table (`row`, at `time`) for a profile, at clock
-    /// `now`. Events a window can never count are not kept.
-    pub fn add(&mut self, plan: &MeasurePlan, time: i64, row: &[Datum], now: i64) {
+    /// `now`, and says whether the state changed. Events a window can never count, or
+    /// the filter rejects, are not kept and change nothing.
+    pub fn add(&mut self, plan: &MeasurePlan, time: i64, row: &[Datum], now: i64) -> bool {
         if !plan.ever_in_window(time) {
-            return;
+            return false;
         }
         if let Some(TimePoint::FromNow(offset)) = plan.start
             && time < now.saturating_add(offset)
         {
             // Already older than the window, and windows only move forward.
-            return;
+            return false;
         }
         if let MeasureState::Rechecked(rows) = self {
             insert_by_time(rows, time, row.to_vec());
-            return;
+            return true;
         }
         if let Some(filter) = &plan.filter {
             let mut evaluation = Evaluation::new(now, &[], &[]);
             evaluation.event = Some(row);
             if !evaluation.holds(filter) {
-                return;
+                return false;
             }
         }
         let value = plan
@@ -157,6 +158,7 @@ impl MeasureState {
             MeasureState::Windowed(events) => insert_by_time(events, time, value),
             MeasureState::Rechecked(_) => {}
         }
+        true
     }
 
     /// The measure's value at `now` for a profile, lowering `horizon` to the next time it
