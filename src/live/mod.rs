@@ -211,7 +211,9 @@ struct Scratch {
     values: Vec<Datum>,
     horizons: Vec<i64>,
     restless: Vec<bool>,
-    computed: Vec<bool>,
+    /// The evaluation that computed each measure's entry.
+    computed: Vec<u32>,
+    evaluation: u32,
     /// The measures the event at hand changed.
     changed: Vec<usize>,
     /// The segments an evaluation recomputes, and which of them are listed.
@@ -488,11 +490,9 @@ impl Membership {
             let Some(Reverse((at, key))) = self.schedule.pop() else {
                 break;
             };
-            let live = self.profiles.get(&key).is_some_and(|p| p.scheduled == at);
-            if live {
-                self.now = self.now.max(at);
-                self.evaluate(&key, at, Affected::Due, &mut changes);
-            }
+            self.now = self.now.max(at);
+            // A stale entry (the profile was rescheduled since) evaluates nothing.
+            self.evaluate(&key, at, Affected::Due, &mut changes);
         }
         self.now = time;
         let restless: Vec<Key> = self.restless.iter().cloned().collect();
@@ -654,12 +654,23 @@ impl Membership {
         let Some(profile) = self.profiles.get_mut(key) else {
             return;
         };
+        if matches!(affected, Affected::Due) && profile.scheduled != now {
+            return;
+        }
         let scratch = &mut self.scratch;
-        scratch.computed.clear();
-        scratch.computed.resize(self.measures.len(), false);
-        scratch.values.resize(self.measures.len(), Datum::Null);
-        scratch.horizons.resize(self.measures.len(), i64::MAX);
-        scratch.restless.resize(self.measures.len(), false);
+        if scratch.values.len() != self.measures.len() {
+            scratch.values.resize(self.measures.len(), Datum::Null);
+            scratch.horizons.resize(self.measures.len(), i64::MAX);
+            scratch.restless.resize(self.measures.len(), false);
+            scratch.computed.resize(self.measures.len(), 0);
+        }
+        // A measure is computed in this evaluation when its stamp is this evaluation's.
+        scratch.evaluation = scratch.evaluation.wrapping_add(1);
+        if scratch.evaluation == 0 {
+            scratch.computed.fill(0);
+            scratch.evaluation = 1;
+        }
+        let stamp = scratch.evaluation;
         let chosen: &[usize] = match affected {
             Affected::All => &self.every_segment,
             Affected::Measures => {
@@ -695,7 +706,7 @@ impl Membership {
                     let mut horizon = i64::MAX;
                     let mut restless = false;
                     for &m in &segment.measures {
-                        if !scratch.computed[m] {
+                        if scratch.computed[m] != stamp {
                             let (mut h, mut r) = (i64::MAX, false);
                             scratch.values[m] = match &mut profile.measures[m] {
                                 Some(state) => {
@@ -704,7 +715,7 @@ impl Membership {
                                 None => self.empty[m].clone(),
                             };
                             (scratch.horizons[m], scratch.restless[m]) = (h, r);
-                            scratch.computed[m] = true;
+                            scratch.computed[m] = stamp;
                         }
                         horizon = horizon.min(scratch.horizons[m]);
                         restless |= scratch.restless[m];
