@@ -167,14 +167,17 @@ fn events_from_jetstream_changes_to_jetstream_exactly_once_across_a_kill() {
                 .get_stream(&names.events_stream)
                 .await
                 .expect("the stream");
-            let mut consumer: jetstream::consumer::PullConsumer = stream
-                .get_consumer(&names.consumer)
-                .await
-                .expect("the consumer");
-            let info = consumer.info().await.expect("consumer info");
-            info.num_pending == 0
-                && info.num_ack_pending == 0
-                && info.ack_floor.stream_sequence == lines.len() as u64
+            // The restarted run re-creates the consumer: until it has, there is none.
+            let consumer: Result<jetstream::consumer::PullConsumer, _> =
+                stream.get_consumer(&names.consumer).await;
+            let Ok(mut consumer) = consumer else {
+                return false;
+            };
+            consumer.info().await.is_ok_and(|info| {
+                info.num_pending == 0
+                    && info.num_ack_pending == 0
+                    && info.ack_floor.stream_sequence == lines.len() as u64
+            })
         });
         if done {
             break;

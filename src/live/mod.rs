@@ -38,11 +38,11 @@ pub mod durable;
 mod eval;
 pub mod json;
 mod load;
+mod schedule;
 mod state;
 mod value;
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -52,6 +52,7 @@ use crate::catalog::{CatalogSchema, TableSchema};
 use crate::check::ir::{IrExpr, Program, TimePoint, Type, TypedExpr};
 use crate::diagnostic::Diagnostic;
 use eval::{Evaluation, Names, Node};
+use schedule::Schedule;
 use state::{MeasurePlan, MeasureState, Shape};
 
 pub use eval::DAY;
@@ -240,7 +241,7 @@ pub struct Membership {
     profile_name: String,
     tables: Vec<TableLayout>,
     profiles: HashMap<Key, Profile, Hasher>,
-    schedule: BinaryHeap<Reverse<(i64, Key)>>,
+    schedule: Schedule,
     restless: HashSet<Key, Hasher>,
     /// Profiles written before any event set the clock.
     waiting: HashSet<Key, Hasher>,
@@ -373,7 +374,7 @@ impl Membership {
             profile_name: schema.profiles.name.clone(),
             tables,
             profiles: HashMap::default(),
-            schedule: BinaryHeap::new(),
+            schedule: Schedule::default(),
             restless: HashSet::default(),
             waiting: HashSet::default(),
             scratch: Scratch::default(),
@@ -483,13 +484,7 @@ impl Membership {
             }
             return changes;
         }
-        while let Some(Reverse((at, _))) = self.schedule.peek() {
-            if *at > time {
-                break;
-            }
-            let Some(Reverse((at, key))) = self.schedule.pop() else {
-                break;
-            };
+        while let Some((at, key)) = self.schedule.pop_until(time) {
             self.now = self.now.max(at);
             // A stale entry (the profile was rescheduled since) evaluates nothing.
             self.evaluate(&key, at, Affected::Due, &mut changes);
@@ -527,10 +522,12 @@ impl Membership {
         self.now = state.now;
         self.waiting = state.waiting.into_iter().collect();
         self.profiles = state.profiles;
-        self.schedule = (self.profiles.iter())
-            .filter(|(_, p)| p.scheduled != i64::MAX)
-            .map(|(key, p)| Reverse((p.scheduled, key.clone())))
-            .collect();
+        self.schedule = Schedule::default();
+        for (key, profile) in &self.profiles {
+            if profile.scheduled != i64::MAX {
+                self.schedule.push(profile.scheduled, key.clone());
+            }
+        }
         self.restless = (self.profiles.iter())
             .filter(|(_, p)| p.standings.iter().any(|s| s.restless))
             .map(|(key, _)| key.clone())
@@ -742,7 +739,7 @@ impl Membership {
         let horizon = profile.standings.iter().map(|s| s.horizon).min();
         let horizon = horizon.unwrap_or(i64::MAX);
         if horizon != i64::MAX && horizon != profile.scheduled {
-            self.schedule.push(Reverse((horizon, key.clone())));
+            self.schedule.push(horizon, key.clone());
         }
         profile.scheduled = horizon;
         if profile.standings.iter().any(|s| s.restless) {
