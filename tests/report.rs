@@ -44,6 +44,15 @@ fn numbers(value: &serde_json::Value) -> Vec<u64> {
         .collect()
 }
 
+fn strings(value: &serde_json::Value) -> Vec<String> {
+    value
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|s| s.as_str().expect("a string").to_string())
+        .collect()
+}
+
 /// Every profile's country, read with SQL.
 async fn countries(session: &Session) -> BTreeMap<i64, Option<String>> {
     let table = &session.schema().profiles.name;
@@ -115,13 +124,7 @@ fn the_report_shows_what_the_segments_hold() {
             .expect("the demo");
         session.add_file(Path::new(SEGMENTS)).expect("the segments");
         let names = session.program().segment_names();
-        let listed: Vec<String> = figures["segments"]
-            .as_array()
-            .expect("segments")
-            .iter()
-            .map(|s| s.as_str().expect("a name").to_string())
-            .collect();
-        assert_eq!(listed, names);
+        assert_eq!(strings(&figures["segments"]), names);
         for name in &names {
             assert!(page.contains(name.as_str()), "{name} is on the page");
         }
@@ -151,12 +154,7 @@ fn the_report_shows_what_the_segments_hold() {
         // Composition: the top countries of all profiles, the rest as "(other)".
         let composition = &figures["composition"];
         assert_eq!(composition["by"], "country");
-        let values: Vec<String> = composition["values"]
-            .as_array()
-            .expect("values")
-            .iter()
-            .map(|v| v.as_str().expect("a value").to_string())
-            .collect();
+        let values = strings(&composition["values"]);
         let label = |country: &Option<String>| {
             let name = country.clone().unwrap_or_else(|| "(none)".into());
             if values.contains(&name) {

@@ -237,29 +237,9 @@ fn durable(directory: &Path, events: &Path, out: &Path, state: &Path, more: &[&s
 
 const UNTIL: [&str; 2] = ["--until", "1999-01-01"];
 
-fn write_lines(path: &Path, lines: &[String]) {
-    let mut text = lines.join("\n");
-    text.push('\n');
-    std::fs::write(path, text).expect("write events");
-}
-
 /// The reference: every event in one uninterrupted run, without --state.
 fn plain_run(directory: &Path, events: &Path) -> Vec<serde_json::Value> {
-    let out = directory.join("plain.ndjson");
-    let output = Command::new(env!("CARGO_BIN_EXE_segql"))
-        .arg("watch")
-        .arg(std::fs::canonicalize(SEGMENTS).expect("the demo segments"))
-        .arg("--events")
-        .arg(events)
-        .arg("--out")
-        .arg(&out)
-        .args(UNTIL)
-        .current_dir(directory)
-        .output()
-        .expect("segql runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
-    let changes = common::without_ids(&std::fs::read_to_string(out).expect("changes"));
+    let changes = common::plain_watch(directory, events, &UNTIL);
     assert!(changes.len() > 1000, "{} changes", changes.len());
     changes
 }
@@ -279,20 +259,20 @@ fn a_durable_run_resumes_where_the_last_one_stopped() {
     let path = directory.path();
     let all = common::demo_event_lines(usize::MAX);
     let events = path.join("events.ndjson");
-    write_lines(&events, &all);
+    common::write_lines(&events, &all);
     let reference = plain_run(path, &events);
 
     // The file grows between two runs on the same state: the second starts at the byte
     // where the first stopped, and the output file continues.
     let (out, state) = (path.join("out.ndjson"), path.join("state"));
     let half = all.len() / 2;
-    write_lines(&events, &all[..half]);
+    common::write_lines(&events, &all[..half]);
     let first = durable(path, &events, &out, &state, &[])
         .output()
         .expect("segql runs");
     let stderr = String::from_utf8_lossy(&first.stderr);
     assert_eq!(first.status.code(), Some(0), "{stderr}");
-    write_lines(&events, &all);
+    common::write_lines(&events, &all);
     let second = durable(path, &events, &out, &state, &UNTIL)
         .output()
         .expect("segql runs");
@@ -323,7 +303,7 @@ fn a_run_killed_at_any_moment_loses_and_repeats_nothing() {
     let directory = tempfile::tempdir().expect("tempdir");
     let path = directory.path();
     let events = path.join("events.ndjson");
-    write_lines(&events, &common::demo_event_lines(usize::MAX));
+    common::write_lines(&events, &common::demo_event_lines(usize::MAX));
     let reference = plain_run(path, &events);
 
     // Small batches and frequent checkpoints, so kills land in every phase: between

@@ -442,6 +442,11 @@ mod tests {
         Membership::new(session.program(), session.schema(), &[]).expect("an engine")
     }
 
+    /// Opens `dir` for a new engine of `session`'s program, with nothing to load.
+    fn open(dir: &Path, session: &Session) -> Result<Recovery, StateError> {
+        Journal::open(dir, engine(session), session.schema(), |_| Ok(()))
+    }
+
     const PROFILE: &str = r#"{"event": "profile", "customer_id": 7}"#;
     const PURCHASE: &str = r#"{"event": "purchased", "customer_id": 7, "ts": "1998-01-01"}"#;
 
@@ -460,8 +465,7 @@ mod tests {
     async fn a_log_cut_short_by_a_crash_replays_up_to_its_last_whole_entry() {
         let session = demo_session().await;
         let dir = tempfile::tempdir().expect("tempdir");
-        let recovery = Journal::open(dir.path(), engine(&session), session.schema(), |_| Ok(()))
-            .expect("a new state");
+        let recovery = open(dir.path(), &session).expect("a new state");
         assert!(!recovery.resumed);
         let (mut journal, mut live) = (recovery.journal, recovery.live);
         accept(&mut journal, &mut live, &session, PROFILE);
@@ -493,8 +497,7 @@ mod tests {
         let (mut journal, live) = (recovery.journal, recovery.live);
         journal.checkpoint(&live).expect("a checkpoint");
         assert!(!log.exists(), "the covered log is removed");
-        let recovery = Journal::open(dir.path(), engine(&session), session.schema(), |_| Ok(()))
-            .expect("resumed");
+        let recovery = open(dir.path(), &session).expect("resumed");
         assert!(recovery.replayed.is_empty());
         assert_eq!(recovery.journal.changes(), 1);
         assert_eq!(recovery.live.members("recent"), live.members("recent"));
@@ -504,19 +507,12 @@ mod tests {
     async fn damaged_or_foreign_state_is_refused_with_what_to_do() {
         let session = demo_session().await;
         let dir = tempfile::tempdir().expect("tempdir");
-        drop(Journal::open(
-            dir.path(),
-            engine(&session),
-            session.schema(),
-            |_| Ok(()),
-        ));
+        drop(open(dir.path(), &session));
         let checkpoint = dir.path().join(CHECKPOINT);
         let mut bytes = fs::read(&checkpoint).expect("the checkpoint");
         bytes.truncate(MAGIC.len() + 3);
         fs::write(&checkpoint, &bytes).expect("damaged");
-        let error = Journal::open(dir.path(), engine(&session), session.schema(), |_| Ok(()))
-            .err()
-            .expect("refused");
+        let error = open(dir.path(), &session).err().expect("refused");
         assert!(error.to_string().contains("is damaged"), "{error}");
         assert!(
             error.to_string().contains("empty --state directory"),
@@ -528,15 +524,8 @@ mod tests {
             .add_source("t.seg", "segment old = purchased within 90d")
             .expect("another segment");
         let dir = tempfile::tempdir().expect("tempdir");
-        drop(Journal::open(
-            dir.path(),
-            engine(&session),
-            session.schema(),
-            |_| Ok(()),
-        ));
-        let error = Journal::open(dir.path(), engine(&other), other.schema(), |_| Ok(()))
-            .err()
-            .expect("refused");
+        drop(open(dir.path(), &session));
+        let error = open(dir.path(), &other).err().expect("refused");
         assert!(
             error.to_string().contains("kept for other segments"),
             "{error}"

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::process::Command;
 
 use datafusion::arrow::array::{Array, Int64Array};
 use segql::Session;
@@ -108,4 +109,31 @@ pub fn without_ids(text: &str) -> Vec<serde_json::Value> {
             change
         })
         .collect()
+}
+
+/// Writes `lines` to `path`, one per line.
+pub fn write_lines(path: &Path, lines: &[String]) {
+    let mut text = lines.join("\n");
+    text.push('\n');
+    std::fs::write(path, text).expect("write events");
+}
+
+/// The reference run: `segql watch` over the demo segments and the `events` file in one
+/// uninterrupted run without --state (with `more` arguments), its changes without ids.
+pub fn plain_watch(directory: &Path, events: &Path, more: &[&str]) -> Vec<serde_json::Value> {
+    let out = directory.join("plain.ndjson");
+    let output = Command::new(env!("CARGO_BIN_EXE_segql"))
+        .arg("watch")
+        .arg(std::fs::canonicalize("examples/shop/segments.seg").expect("the demo segments"))
+        .arg("--events")
+        .arg(events)
+        .arg("--out")
+        .arg(&out)
+        .args(more)
+        .current_dir(directory)
+        .output()
+        .expect("segql runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    without_ids(&std::fs::read_to_string(out).expect("changes"))
 }

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use segql::Session;
-use segql::live::durable::{Journal, Position};
+use segql::live::durable::Journal;
 use segql::live::json::{format_time, parse_event};
 use segql::live::{Change, Membership};
 
@@ -137,10 +137,12 @@ async fn run(session: &Session, args: &WatchArgs) -> Result<(), Stop> {
         }
         Some(dir) => {
             let recovery = Journal::open(dir, live, session.schema(), initialize)?;
-            let numbered: Vec<(Option<u64>, Change)> = (recovery.first_change..)
-                .map(Some)
-                .zip(recovery.replayed)
-                .collect();
+            let mut numbered = Vec::new();
+            number(
+                &mut numbered,
+                Some(recovery.first_change),
+                recovery.replayed,
+            );
             let resume = recovery.resumed.then(|| recovery.journal.position());
             if recovery.resumed {
                 eprintln!(
@@ -189,13 +191,11 @@ async fn run(session: &Session, args: &WatchArgs) -> Result<(), Stop> {
                     journal.as_ref().map_or(0, Journal::accepted)
                 );
             }
-            let from = resume.unwrap_or_default();
-            let from = if matches!(source, Source::Stdin) {
-                Position::default()
-            } else {
-                from
-            };
-            Reader::Thread(input::spawn_lines(&source, from, sender)?)
+            Reader::Thread(input::spawn_lines(
+                &source,
+                resume.unwrap_or_default(),
+                sender,
+            )?)
         }
     };
 
@@ -241,10 +241,9 @@ async fn run(session: &Session, args: &WatchArgs) -> Result<(), Stop> {
             match outcome {
                 Ok(caused) => {
                     accepted += 1;
-                    let first = match &mut journal {
-                        Some(journal) => Some(journal.event(&line, incoming.at, caused.len())?),
-                        None => None,
-                    };
+                    let first = (journal.as_mut())
+                        .map(|journal| journal.event(&line, incoming.at, caused.len()))
+                        .transpose()?;
                     number(&mut changes, first, caused);
                 }
                 Err(message) => dead.reject(incoming.origin, &message, &line)?,
@@ -268,10 +267,9 @@ async fn run(session: &Session, args: &WatchArgs) -> Result<(), Stop> {
         reader.finish().await?;
         if let Some(until) = args.until {
             let caused = live.advance_to(until);
-            let first = match &mut journal {
-                Some(journal) => Some(journal.advance(until, caused.len())?),
-                None => None,
-            };
+            let first = (journal.as_mut())
+                .map(|journal| journal.advance(until, caused.len()))
+                .transpose()?;
             let mut changes = Vec::new();
             number(&mut changes, first, caused);
             if let Some(journal) = &mut journal {
