@@ -162,6 +162,11 @@ async fn ballista_context(
     .with_help("build it with `cargo build --release --features ballista`"))
 }
 
+/// The stack of each runtime worker thread `segql` starts. Planning, encoding and
+/// executing the plan of many segments at once recurse with its depth, beyond tokio's
+/// default 2 MiB in unoptimized builds.
+pub const WORKER_STACK_BYTES: usize = 16 * 1024 * 1024;
+
 /// A Ballista cluster in this process (a scheduler and an executor with `parallelism`
 /// task slots), configured as [`context`] configures remote ones. For tests and trials.
 #[cfg(feature = "ballista")]

@@ -15,6 +15,7 @@ fn main() -> ExitCode {
         .stack_size(stack)
         .spawn(move || {
             let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .thread_stack_size(segql::engine::WORKER_STACK_BYTES)
                 .enable_all()
                 .build()
             {

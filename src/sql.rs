@@ -232,6 +232,11 @@ impl Target<'_> {
                 "minute" => format!("CAST(date_format({b}, '%Y-%m-%d %H:%i:00') AS DATETIME)"),
                 _ => return None,
             },
+            // SQLite: DataFusion's dialect writes the other units with `strftime`; a week
+            // is the Monday on or before the day, in the same `YYYY-MM-DD` form as a day.
+            (Sqlite, "date_trunc") if a.trim_matches('\'') == "week" => {
+                format!("date({b}, '-6 days', 'weekday 1')")
+            }
             // `x in LIST`; lists are JSON text in MySQL and SQLite.
             (Mysql | Sqlite, "array_has") => format!(
                 "CASE WHEN {b} IS NULL THEN NULL ELSE {} END",
@@ -265,7 +270,7 @@ impl Target<'_> {
 }
 
 /// Every setting the base dialect makes for what SegQL's plans contain is passed through;
-/// the rest (window frames, unnest, higher-order functions, zoned timestamps) keep the
+/// the rest (unnest, higher-order functions, zoned timestamps) keep the
 /// trait's defaults, as the plans never hold them.
 impl Dialect for Target<'_> {
     fn scalar_function_to_sql_overrides(
@@ -370,5 +375,15 @@ impl Dialect for Target<'_> {
     }
     fn col_alias_overrides(&self, alias: &str) -> Result<Option<String>> {
         self.base.col_alias_overrides(alias)
+    }
+    /// Rankings: a frame means nothing to a ranking function, and MySQL rejects one; the
+    /// count of ranked profiles keeps its whole-partition frame.
+    fn window_func_support_window_frame(
+        &self,
+        func_name: &str,
+        _start_bound: &ast::WindowFrameBound,
+        _end_bound: &ast::WindowFrameBound,
+    ) -> bool {
+        !matches!(func_name, "row_number" | "percent_rank" | "rank")
     }
 }

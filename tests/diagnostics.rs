@@ -188,6 +188,21 @@ case!(
     check("segment s = purchased(count(viewed) > 2)").await
 );
 case!(
+    e0211_invalid_sample,
+    "E0211",
+    check("segment holdout = sample(0.1, seed = \"spring\")").await
+);
+case!(
+    e0212_invalid_ranking,
+    "E0212",
+    check("segment top_vips = top 10 by vip").await
+);
+case!(
+    e0213_invalid_lookalike,
+    "E0213",
+    check("segment similar = lookalike(purchased, 5000, by = [age, country])").await
+);
+case!(
     e0210_stage_arm_not_bool,
     "E0210",
     check("stage tier {\n  gold = income\n  other = true\n}").await
@@ -443,6 +458,27 @@ async fn e0410_engine_unavailable() {
     assert!(rendered.contains("ballista://127.0.0.1:1"), "{rendered}");
 }
 
+#[tokio::test]
+async fn e0411_not_available_in_real_time() {
+    let mut session = Session::open(Path::new("examples/shop/segql.toml"))
+        .await
+        .expect("demo");
+    session
+        .add_source(
+            "top.seg",
+            "segment top_spenders = top 50 by sum(purchased.amount) within 365d",
+        )
+        .expect("checks");
+    let Err(diagnostic) =
+        segql::live::Membership::new(session.program(), session.schema(), &["top_spenders"])
+    else {
+        panic!("a ranking cannot be kept current event by event");
+    };
+    let rendered = segql::Report::new(diagnostic.into(), session.sources()).render(false);
+    assert_code("E0411", &rendered);
+    insta::assert_snapshot!("E0411", rendered);
+}
+
 #[test]
 fn every_documented_code_is_tested() {
     let docs = std::fs::read_to_string("docs/diagnostics.md").expect("docs/diagnostics.md");
@@ -462,6 +498,8 @@ fn every_documented_code_is_tested() {
         "src/lib.rs",
         "src/exec.rs",
         "src/engine.rs",
+        "src/check/population.rs",
+        "src/live/mod.rs",
     ]
     .iter()
     .map(|p| std::fs::read_to_string(p).expect("source"))

@@ -650,3 +650,329 @@ async fn as_of_reproduces_the_past() {
     );
     h.same_as_query("not purchased", &never_by_then).await;
 }
+
+/// `top N by v`, written as a data engineer would: rank the profiles with a value, larger
+/// first and ties to the smaller key, and keep the first `keep` of them (`keep` is SQL
+/// over `ranked`, the number of profiles with a value).
+fn top_sql(value: &str, keep: &str) -> String {
+    format!(
+        "SELECT customer_id FROM (
+           SELECT customer_id,
+                  row_number() OVER (ORDER BY v DESC, customer_id) AS position,
+                  count(*) OVER () AS ranked
+           FROM (SELECT c.customer_id, {value} AS v FROM profiles c) AS valued
+           WHERE v IS NOT NULL
+         ) AS ordered
+         WHERE position <= {keep}"
+    )
+}
+
+#[tokio::test]
+async fn rankings_match_sql() {
+    let mut h = Harness::new().await;
+    let revenue_365d = format!(
+        "COALESCE({}, 0)",
+        per_customer("sum(e.amount)", "purchased", &since(365))
+    );
+    h.same_as_query(
+        "top 50 by revenue within 365d",
+        &top_sql(&revenue_365d, "50"),
+    )
+    .await;
+    // Order counts tie a lot: the smaller key wins.
+    let orders = per_customer("count(*)", "purchased", "true");
+    h.same_as_query("top 25 by count(purchased)", &top_sql(&orders, "25"))
+        .await;
+    // A share of the profiles with a value: avg is null for customers who never bought.
+    let aov = per_customer("avg(e.amount)", "purchased", "true");
+    h.same_as_query("top 5% by aov", &top_sql(&aov, "ceil(0.05 * ranked)"))
+        .await;
+    h.same_as_query(
+        "top 12.5% by income",
+        &top_sql("c.income", "ceil(0.125 * ranked)"),
+    )
+    .await;
+    h.same_as_query("top 10 by signup_ts", &top_sql("c.signup_ts", "10"))
+        .await;
+    // The ranking is over every profile; the other condition filters afterwards.
+    h.same_as_query(
+        r#"purchased(category = "books") and top 100 by revenue"#,
+        &format!(
+            "SELECT customer_id FROM profiles c WHERE {} > 0 AND customer_id IN ({})",
+            per_customer("count(*)", "purchased", "e.category = 'books'"),
+            top_sql(&per_customer("sum(e.amount)", "purchased", "true"), "100")
+        ),
+    )
+    .await;
+    // percentile_rank: the share of the other profiles with a value that have a smaller one.
+    let percentile = |value: &str, test: &str| {
+        format!(
+            "SELECT customer_id FROM (
+               SELECT customer_id,
+                      CAST(rank() OVER (ORDER BY v) - 1 AS DOUBLE)
+                        / NULLIF(count(*) OVER () - 1, 0) AS pr
+               FROM (SELECT c.customer_id, {value} AS v FROM profiles c) AS valued
+               WHERE v IS NOT NULL
+             ) AS ranked
+             WHERE {test}"
+        )
+    };
+    h.same_as_query(
+        "percentile_rank(income) >= 90%",
+        &percentile("c.income", "pr >= 0.9"),
+    )
+    .await;
+    h.same_as_query(
+        "percentile_rank(sum(purchased.amount) within 365d) between 50% and 75%",
+        &percentile(&revenue_365d, "pr BETWEEN 0.5 AND 0.75"),
+    )
+    .await;
+}
+
+/// The holdout bucket computed here from its definition in docs/language.md: the first four
+/// bytes of MD5(seed ":" key), big-endian, as a share of 2^32.
+fn in_sample(seed: &str, key: i64, share: f64) -> bool {
+    use md5::{Digest, Md5};
+    let digest = Md5::digest(format!("{seed}:{key}").as_bytes());
+    let bucket = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
+    (bucket as f64) / 4_294_967_296.0 < share
+}
+
+#[tokio::test]
+async fn samples_are_the_hash_buckets_of_their_seed() {
+    let mut h = Harness::new().await;
+    let all = sql_keys(&h.reference, "SELECT customer_id FROM profiles").await;
+    let mut drawn = Vec::new();
+    for (condition, seed, share) in [
+        (r#"sample(10%, seed = "spring")"#, "spring", 0.10),
+        (r#"sample(10%, seed = "autumn")"#, "autumn", 0.10),
+        ("sample(50%)", "", 0.50),
+        (r#"sample(0.5%, seed = "tiny")"#, "tiny", 0.005),
+    ] {
+        let ours = h.segql_keys(condition).await;
+        let expected: BTreeSet<i64> = all
+            .iter()
+            .copied()
+            .filter(|&key| in_sample(seed, key, share))
+            .collect();
+        assert_eq!(ours, expected, "`{condition}`");
+        // A fair draw: within five standard deviations of the share.
+        let n = all.len() as f64;
+        let deviation = (n * share * (1.0 - share)).sqrt();
+        assert!(
+            (ours.len() as f64 - n * share).abs() < 5.0 * deviation,
+            "`{condition}` drew {} of {n}",
+            ours.len()
+        );
+        drawn.push(ours);
+    }
+    assert_ne!(drawn[0], drawn[1], "another seed draws another sample");
+    // The complement and a sample combined with a condition.
+    let control = h.segql_keys(r#"sample(10%, seed = "spring")"#).await;
+    let treated = h.segql_keys(r#"not sample(10%, seed = "spring")"#).await;
+    assert!(control.is_disjoint(&treated));
+    assert_eq!(control.len() + treated.len(), all.len());
+    let german = h
+        .segql_keys(r#"country = "DE" and sample(10%, seed = "spring")"#)
+        .await;
+    let german_all = sql_keys(
+        &h.reference,
+        "SELECT customer_id FROM profiles WHERE country = 'DE'",
+    )
+    .await;
+    assert_eq!(
+        german,
+        german_all.intersection(&control).copied().collect(),
+        "a sample within a condition is the condition's share of the sample"
+    );
+}
+
+/// Each customer's most frequent value of `column` among their `event`s up to now, ties
+/// to the smallest value, as a CTE-based query selecting customers whose mode is `test`.
+fn mode_sql(event: &str, column: &str, window: &str, test: &str) -> String {
+    format!(
+        "WITH tallies AS (
+           SELECT customer_id, {column} AS value, count(*) AS n FROM {event} e
+           WHERE e.ts <= {NOW} AND ({window}) AND {column} IS NOT NULL
+           GROUP BY customer_id, {column}
+         ), ranked AS (
+           SELECT customer_id, value,
+                  row_number() OVER (PARTITION BY customer_id ORDER BY n DESC, value) AS r
+           FROM tallies
+         )
+         SELECT customer_id FROM ranked WHERE r = 1 AND {test}"
+    )
+}
+
+#[tokio::test]
+async fn mode_and_distinct_list_match_sql() {
+    let mut h = Harness::new().await;
+    h.same_as_query(
+        r#"mode(purchased.category) = "fashion""#,
+        &mode_sql("purchased", "category", "true", "value = 'fashion'"),
+    )
+    .await;
+    h.same_as_query(
+        r#"mode(viewed.category) < "f" within 180d"#,
+        &mode_sql("viewed", "category", &since(180), "value < 'f'"),
+    )
+    .await;
+    // Integers too: the order with the most lines, ties to the smaller order id.
+    h.same_as_query(
+        "mode(purchased.order_id) % 3 = 0",
+        &mode_sql("purchased", "order_id", "true", "value % 3 = 0"),
+    )
+    .await;
+    let distinct_categories = |condition: &str| {
+        format!(
+            "(SELECT count(DISTINCT e.category) FROM viewed e
+              WHERE e.customer_id = c.customer_id AND e.ts <= {NOW} AND ({condition}))"
+        )
+    };
+    h.same(
+        r#"distinct_list(viewed.category) has all ["books", "electronics"] within 90d"#,
+        &format!(
+            "{} = 2",
+            distinct_categories(&format!(
+                "{} AND e.category IN ('books', 'electronics')",
+                since(90)
+            ))
+        ),
+    )
+    .await;
+    // Over no events the list is empty, not null: `not in` holds for those customers.
+    h.same(
+        r#""books" not in distinct_list(purchased.category) within 30d"#,
+        &format!(
+            "COALESCE({}, 0) = 0",
+            per_customer(
+                "count(*)",
+                "purchased",
+                &format!("{} AND e.category = 'books'", since(30))
+            )
+        ),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn lookalikes_match_sql() {
+    let mut h = Harness::new().await;
+    // The seed: `high_income` (income above 80,000). The features: age and the last
+    // year's spend, standardized over every profile with a value.
+    let spend = format!(
+        "COALESCE({}, 0)",
+        per_customer("sum(e.amount)", "purchased", &since(365))
+    );
+    let sql = format!(
+        "WITH features AS (
+           SELECT c.customer_id, CAST(c.age AS DOUBLE) AS f0, CAST({spend} AS DOUBLE) AS f1,
+                  COALESCE(c.income > 80000, false) AS seed
+           FROM profiles c
+         ), spread AS (
+           SELECT avg(f0) AS m0, stddev_pop(f0) AS s0, avg(f1) AS m1, stddev_pop(f1) AS s1
+           FROM features
+         ), standardized AS (
+           SELECT customer_id, seed, (f0 - m0) / s0 AS z0, (f1 - m1) / s1 AS z1
+           FROM features CROSS JOIN spread
+         ), centroid AS (
+           SELECT avg(z0) AS c0, avg(z1) AS c1 FROM standardized WHERE seed
+         ), distances AS (
+           SELECT customer_id, sqrt((z0 - c0) * (z0 - c0) + (z1 - c1) * (z1 - c1)) AS d
+           FROM standardized CROSS JOIN centroid
+           WHERE NOT seed
+         )
+         SELECT customer_id FROM distances WHERE d IS NOT NULL
+         ORDER BY d, customer_id LIMIT 150"
+    );
+    h.same_as_query(
+        "lookalike(high_income, 150, by = [age, sum(purchased.amount) within 365d])",
+        &sql,
+    )
+    .await;
+    // The same with the seed written as a condition, and within another condition.
+    let seed_as_condition = h
+        .segql_keys("lookalike(income > 80000, 150, by = [age, sum(purchased.amount) within 365d])")
+        .await;
+    assert_eq!(
+        seed_as_condition,
+        h.segql_keys("lookalike(high_income, 150, by = [age, sum(purchased.amount) within 365d])")
+            .await
+    );
+    let german = h
+        .segql_keys(
+            r#"country = "DE" and lookalike(high_income, 150, by = [age, sum(purchased.amount) within 365d])"#,
+        )
+        .await;
+    assert!(german.is_subset(&seed_as_condition) && german.len() < seed_as_condition.len());
+}
+
+#[tokio::test]
+async fn frequency_and_occurrences_match_sql() {
+    let mut h = Harness::new().await;
+    let distinct_units = |event: &str, unit: &str, condition: &str| {
+        per_customer(
+            &format!("count(DISTINCT date_trunc('{unit}', e.ts))"),
+            event,
+            condition,
+        )
+    };
+    h.same(
+        "purchased on at least 3 distinct days within 90d",
+        &format!("{} >= 3", distinct_units("purchased", "day", &since(90))),
+    )
+    .await;
+    h.same(
+        r#"viewed(category = "books") on at least 2 distinct weeks within 60d"#,
+        &format!(
+            "{} >= 2",
+            distinct_units(
+                "viewed",
+                "week",
+                &format!("e.category = 'books' AND {}", since(60))
+            )
+        ),
+    )
+    .await;
+    h.same(
+        "active_months(email_opened) between 2 and 4",
+        &format!(
+            "COALESCE({}, 0) BETWEEN 2 AND 4",
+            distinct_units("email_opened", "month", "true")
+        ),
+    )
+    .await;
+    // `first ES within D`: the first event ever falls in the window (new customers).
+    let first = per_customer("min(e.ts)", "purchased", "true");
+    h.same(
+        "first purchased within 60d",
+        &format!("{first} >= {NOW} - INTERVAL '60 days'"),
+    )
+    .await;
+    let last = per_customer("max(e.ts)", "purchased", "true");
+    h.same(
+        "last purchased within 1998-01-01 .. 1998-03-01",
+        &format!(
+            "{last} >= TIMESTAMP '1998-01-01 00:00:00' AND {last} < TIMESTAMP '1998-03-01 00:00:00'"
+        ),
+    )
+    .await;
+    h.same(
+        r#"first purchased(category = "books")"#,
+        &format!(
+            "{} > 0",
+            per_customer("count(*)", "purchased", "e.category = 'books'")
+        ),
+    )
+    .await;
+    h.same(
+        "last(purchased.ts) before 180d ago",
+        &format!("{last} < {NOW} - INTERVAL '180 days'"),
+    )
+    .await;
+    h.same(
+        "signup_ts after 1998-01-01",
+        "signup_ts > TIMESTAMP '1998-01-01 00:00:00'",
+    )
+    .await;
+}

@@ -70,6 +70,11 @@ fn show(e: &Expr) -> String {
             Window::Range(a, b) => format!("({} within {} .. {})", show(expr), show(a), show(b)),
             Window::Since(t) => format!("({} since {})", show(expr), show(t)),
         },
+        ExprKind::Literal(Literal::Percent(millionths)) => format!("{millionths}ppm"),
+        ExprKind::Top { amount, by } => format!("(top {amount:?} by {})", show(by)),
+        ExprKind::Occurrence { last, set } => {
+            format!("({} {})", if *last { "last" } else { "first" }, show(set))
+        }
     }
 }
 
@@ -122,6 +127,74 @@ fn boolean_and_comparison_precedence() {
         parse("city starts_with \"M\" or city matches \"^K\""),
         "((city starts_with \"M\") or (city matches \"^K\"))"
     );
+}
+
+#[test]
+fn percentages_and_the_remainder_operator() {
+    assert_eq!(parse("10%"), "100000ppm");
+    assert_eq!(parse("12.5% "), "125000ppm");
+    assert_eq!(parse("0.0001%"), "1ppm");
+    assert_eq!(parse("x >= 90% and y"), "((x >= 900000ppm) and y)");
+    assert_eq!(
+        parse("sample(10%, seed = \"s\")"),
+        "sample(100000ppm, (seed = \"s\"))"
+    );
+    // Followed by an operand, `%` is the remainder.
+    assert_eq!(parse("10%3"), "(10 % 3)");
+    assert_eq!(parse("10 % 3"), "(10 % 3)");
+    assert_eq!(parse("10% x"), "(10 % x)");
+    assert_eq!(parse("10%(x)"), "(10 % x)");
+    assert_eq!(parse("10%\n-1"), "(10 % (- 1))");
+    let error = parse_expression("sample(10.00001%)", 0).expect_err("five decimals");
+    assert_eq!(error.0[0].code, "E0002");
+}
+
+#[test]
+fn top_binds_an_arithmetic_operand() {
+    assert_eq!(parse("top 10 by ltv"), "(top Count(10) by ltv)");
+    assert_eq!(
+        parse("top 5% by a + b and c"),
+        "((top Share(50000) by (a + b)) and c)"
+    );
+    assert_eq!(
+        parse("top 3 by sum(p.amount) within 30d"),
+        "((top Count(3) by sum(p.amount)) within 30d)"
+    );
+    // `top` and `by` are not reserved.
+    assert_eq!(parse("top > by"), "(top > by)");
+    assert_eq!(parse("top(by)"), "top(by)");
+}
+
+#[test]
+fn frequency_occurrence_and_time_order_sugar() {
+    assert_eq!(
+        parse("purchased on at least 3 distinct days within 30d"),
+        "((active_days(purchased) >= 3) within 30d)"
+    );
+    assert_eq!(
+        parse("viewed(category = \"books\") on at least 2 distinct weeks"),
+        "(active_weeks(viewed((category = \"books\"))) >= 2)"
+    );
+    assert_eq!(
+        parse("first purchased within 7d"),
+        "((first purchased) within 7d)"
+    );
+    assert_eq!(
+        parse("last purchased(amount > 5) and x"),
+        "((last purchased((amount > 5))) and x)"
+    );
+    assert_eq!(
+        parse("last(purchased.ts) before 90d ago"),
+        "(last(purchased.ts) < 90d ago)"
+    );
+    assert_eq!(
+        parse("signup_ts after 1998-01-01"),
+        "(signup_ts > @883612800000000000)"
+    );
+    // None of the words is reserved.
+    assert_eq!(parse("first(x) > last"), "(first(x) > last)");
+    assert_eq!(parse("on + at - least"), "((on + at) - least)");
+    assert_eq!(parse("before = after"), "(before = after)");
 }
 
 #[test]

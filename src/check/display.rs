@@ -13,11 +13,42 @@ pub fn segment_ir(segment: &CheckedSegment, program: &Program) -> String {
         expr(&segment.condition)
     );
     let mut measures = BTreeSet::new();
-    collect_measures(&segment.condition, &mut measures);
+    let mut rankings = BTreeSet::new();
+    crate::plan::visit_through_rankings(&segment.condition, program, &mut |node| {
+        match node.kind {
+            IrExpr::Measure(id) => measures.insert(id),
+            IrExpr::Rank(id) => rankings.insert(id),
+            _ => false,
+        };
+    });
+    for id in rankings {
+        let _ = writeln!(out, "  r{id} = {}", ranking(&program.rankings[id]));
+    }
     for id in measures {
         let _ = writeln!(out, "  m{id} = {}", measure(&program.measures[id]));
     }
     out
+}
+
+/// One ranking: `top 10 by (m0) over all profiles, ties to the smaller key: bool`.
+pub fn ranking(ranking: &Ranking) -> String {
+    let by = expr(&ranking.by);
+    match ranking.kind {
+        RankKind::Top(n) => {
+            format!("top {n} by {by} over all profiles, ties to the smaller key: bool")
+        }
+        RankKind::TopShare(share) => format!(
+            "top {}% by {by} over all profiles, ties to the smaller key: bool",
+            share as f64 / 10_000.0
+        ),
+        RankKind::PercentileRank => {
+            format!("percentile_rank({by}) over all profiles: float")
+        }
+        RankKind::Lookalike(n) => format!(
+            "the {n} profiles outside {} nearest its centroid in standardized {by}, ties to the smaller key: bool",
+            ranking.seed.as_ref().map_or_else(|| "?".to_string(), expr)
+        ),
+    }
 }
 
 /// One measure: `sum(purchased.amount) where (...) in [now - 30d, now]: float`.
@@ -49,14 +80,6 @@ pub fn measure(measure: &Measure) -> String {
     }
     let _ = write!(text, ": {}", measure.ty);
     text
-}
-
-fn collect_measures(e: &TypedExpr, out: &mut BTreeSet<usize>) {
-    crate::plan::visit(e, &mut |node| {
-        if let IrExpr::Measure(id) = node.kind {
-            out.insert(id);
-        }
-    });
 }
 
 /// A time as `YYYY-MM-DDTHH:MM:SSZ` (UTC), as every output of SegQL shows it.
@@ -162,5 +185,11 @@ pub fn expr(e: &TypedExpr) -> String {
                 .collect();
             format!("stage {{ {} }}", arms.join("; "))
         }
+        IrExpr::Sample {
+            seed, threshold, ..
+        } => {
+            format!("sample(bucket({seed:?}, key) < {threshold} of 2^32)")
+        }
+        IrExpr::Rank(id) => format!("r{id}"),
     }
 }

@@ -179,6 +179,62 @@ pub enum IrExpr {
     Stage {
         arms: Vec<(String, TypedExpr)>,
     },
+    /// `sample(10%, seed = "spring")`: true when the [`sample_bucket`] of the profile key
+    /// (`key`, a profile column) is below `threshold`, out of 2^32.
+    Sample {
+        seed: String,
+        threshold: u64,
+        key: Box<TypedExpr>,
+    },
+    /// A ranking among all profiles, by index into [`Program::rankings`].
+    Rank(usize),
+}
+
+/// A profile's holdout bucket for `seed`: the first 32 bits (big-endian) of the MD5 digest
+/// of `seed`, `:` and the key as text. Every engine computes the same bucket, so a control
+/// group is the same wherever it is evaluated.
+pub fn sample_bucket(seed: &str, key: &str) -> u64 {
+    use md5::{Digest, Md5};
+    let digest = Md5::new()
+        .chain_update(seed.as_bytes())
+        .chain_update(b":")
+        .chain_update(key.as_bytes())
+        .finalize();
+    u64::from(u32::from_be_bytes([
+        digest[0], digest[1], digest[2], digest[3],
+    ]))
+}
+
+/// The bucket bound of `sample` for a share in millionths: the buckets below it are
+/// exactly that share of the 2^32 buckets, rounded up.
+pub fn sample_threshold(share: i64) -> u64 {
+    let share = share.clamp(0, crate::syntax::ast::PERCENT_SCALE) as u64;
+    (share << 32).div_ceil(crate::syntax::ast::PERCENT_SCALE as u64)
+}
+
+/// What a ranking computes over all profiles, ordered by its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RankKind {
+    /// `top N by E`: the N profiles with the largest values.
+    Top(i64),
+    /// `top P% by E`: the first ⌈P × ranked profiles⌉, P in millionths.
+    TopShare(i64),
+    /// `percentile_rank(E)`: the share of the other ranked profiles with a smaller value.
+    PercentileRank,
+    /// `lookalike(SEED, N, by = [...])`: the N non-members of the seed closest to the seed's
+    /// centroid in standardized feature space.
+    Lookalike(i64),
+}
+
+/// A ranking: its kind and the per-profile value it orders by. Profiles whose value is
+/// null are not ranked: never in a top, and their percentile rank is null. Ties in a top
+/// go to the smaller profile key. A lookalike orders by the features in `by`, a list,
+/// and finds its centroid from the profiles for which `seed` is true.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ranking {
+    pub kind: RankKind,
+    pub by: TypedExpr,
+    pub seed: Option<TypedExpr>,
 }
 
 /// The scalar functions of the language.
@@ -284,6 +340,33 @@ pub enum Aggregate {
     Max,
     First,
     Last,
+    /// The most frequent value; ties go to the smallest.
+    Mode,
+    /// The distinct values, in ascending order.
+    DistinctList,
+    /// `active_days(ES)`, `active_weeks(ES)`, `active_months(ES)`: on how many distinct
+    /// calendar days (weeks, months) of UTC there were events.
+    Active(CalendarUnit),
+}
+
+/// A calendar unit of UTC, as `date_trunc` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CalendarUnit {
+    Day,
+    /// Weeks start on Monday (ISO 8601).
+    Week,
+    Month,
+}
+
+impl CalendarUnit {
+    /// The unit as `date_trunc` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            CalendarUnit::Day => "day",
+            CalendarUnit::Week => "week",
+            CalendarUnit::Month => "month",
+        }
+    }
 }
 
 impl Aggregate {
@@ -298,6 +381,11 @@ impl Aggregate {
             Aggregate::Max => "max",
             Aggregate::First => "first",
             Aggregate::Last => "last",
+            Aggregate::Mode => "mode",
+            Aggregate::DistinctList => "distinct_list",
+            Aggregate::Active(CalendarUnit::Day) => "active_days",
+            Aggregate::Active(CalendarUnit::Week) => "active_weeks",
+            Aggregate::Active(CalendarUnit::Month) => "active_months",
         }
     }
 
@@ -310,11 +398,40 @@ impl Aggregate {
             "max" => Aggregate::Max,
             "first" => Aggregate::First,
             "last" => Aggregate::Last,
+            "mode" => Aggregate::Mode,
+            "distinct_list" => Aggregate::DistinctList,
+            "active_days" => Aggregate::Active(CalendarUnit::Day),
+            "active_weeks" => Aggregate::Active(CalendarUnit::Week),
+            "active_months" => Aggregate::Active(CalendarUnit::Month),
             _ => return None,
         })
     }
 
-    pub const NAMES: [&'static str; 7] = ["count", "sum", "avg", "min", "max", "first", "last"];
+    pub const NAMES: [&'static str; 12] = [
+        "count",
+        "sum",
+        "avg",
+        "min",
+        "max",
+        "first",
+        "last",
+        "mode",
+        "distinct_list",
+        "active_days",
+        "active_weeks",
+        "active_months",
+    ];
+
+    /// Whether the aggregate has a pass of its own over (key, value) pairs.
+    pub fn groups_values(self) -> bool {
+        matches!(
+            self,
+            Aggregate::CountDistinct
+                | Aggregate::Mode
+                | Aggregate::DistinctList
+                | Aggregate::Active(_)
+        )
+    }
 }
 
 /// One aggregate over one event table: the unit of shared evaluation.
@@ -409,6 +526,8 @@ pub struct Program {
     pub values: Vec<CheckedValue>,
     pub measures: Vec<Measure>,
     measure_ids: std::collections::HashMap<String, usize>,
+    /// Every ranking the segments use, de-duplicated by structure.
+    pub rankings: Vec<Ranking>,
 }
 
 impl Program {
@@ -434,5 +553,22 @@ impl Program {
         self.measures.push(measure);
         self.measure_ids.insert(identity, self.measures.len() - 1);
         self.measures.len() - 1
+    }
+
+    /// Adds a ranking unless an identical one exists; returns its index.
+    pub fn intern_ranking(&mut self, ranking: Ranking) -> usize {
+        if let Some(i) = self.rankings.iter().position(|r| {
+            r.kind == ranking.kind
+                && r.by.same_as(&ranking.by)
+                && match (&r.seed, &ranking.seed) {
+                    (None, None) => true,
+                    (Some(a), Some(b)) => a.same_as(b),
+                    _ => false,
+                }
+        }) {
+            return i;
+        }
+        self.rankings.push(ranking);
+        self.rankings.len() - 1
     }
 }

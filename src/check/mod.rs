@@ -7,7 +7,11 @@
 
 pub mod display;
 pub mod ir;
+mod population;
 mod resolve;
+
+/// The functions over the whole profile table (`sample`, `percentile_rank`), for completion.
+pub use population::FUNCTIONS as POPULATION_FUNCTIONS;
 
 use std::collections::{HashMap, HashSet};
 
@@ -284,6 +288,10 @@ impl<'a> Checker<'a> {
                         Type::Duration,
                     ),
                     Literal::Timestamp(t) => (Value::Timestamp(*t), Type::Timestamp),
+                    Literal::Percent(share) => (
+                        Value::Float(*share as f64 / ast::PERCENT_SCALE as f64),
+                        Type::Float,
+                    ),
                 };
                 typed(IrExpr::Literal(value), ty)
             }
@@ -505,6 +513,14 @@ impl<'a> Checker<'a> {
                 )
             }
             ExprKind::Window { expr, window } => self.window(expr, window, span, ctx),
+            ExprKind::Occurrence { last, set } => self.occurrence(*last, set, span, ctx),
+            ExprKind::Top { amount, by } => {
+                let kind = match amount {
+                    ast::TopAmount::Count(n) => RankKind::Top(*n),
+                    ast::TopAmount::Share(share) => RankKind::TopShare(*share),
+                };
+                self.ranking(kind, by, span, ctx)
+            }
         }
     }
 
@@ -1210,7 +1226,11 @@ impl<'a> Checker<'a> {
         if let Some(f) = Function::from_name(name) {
             return self.function(f, args, span, ctx);
         }
+        if let Some(result) = self.population_call(name, args, span, ctx) {
+            return result;
+        }
         let mut candidates: Vec<&str> = Function::ALL.iter().map(|f| f.name()).collect();
+        candidates.extend(population::FUNCTIONS);
         candidates.extend(Aggregate::NAMES);
         candidates.extend(self.catalog.events.iter().map(|e| e.name.as_str()));
         let mut diagnostic = Diagnostic::error("E0108", format!("unknown function `{name}`"))
@@ -1218,7 +1238,13 @@ impl<'a> Checker<'a> {
         diagnostic = diagnostic.with_suggestion(name, candidates, || {
             format!(
                 "functions are {}; aggregates are {}",
-                list_names(Function::ALL.iter().map(|f| f.name()), 20),
+                list_names(
+                    Function::ALL
+                        .iter()
+                        .map(|f| f.name())
+                        .chain(population::FUNCTIONS),
+                    20
+                ),
                 list_names(Aggregate::NAMES, 10)
             )
         });

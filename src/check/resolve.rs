@@ -164,10 +164,18 @@ impl<'a> Checker<'a> {
             .unwrap_or(Type::Null);
         let ty = match aggregate {
             Aggregate::Exists => Type::Bool,
-            Aggregate::Count | Aggregate::CountValues | Aggregate::CountDistinct => Type::Int,
+            Aggregate::Count
+            | Aggregate::CountValues
+            | Aggregate::CountDistinct
+            | Aggregate::Active(_) => Type::Int,
             Aggregate::Sum if column_type == Type::Int => Type::Int,
             Aggregate::Sum | Aggregate::Avg => Type::Float,
-            Aggregate::Min | Aggregate::Max | Aggregate::First | Aggregate::Last => column_type,
+            Aggregate::Min
+            | Aggregate::Max
+            | Aggregate::First
+            | Aggregate::Last
+            | Aggregate::Mode => column_type,
+            Aggregate::DistinctList => Type::List(Box::new(column_type)),
         };
         let id = self.program.intern_measure(Measure {
             event: event.to_string(),
@@ -268,6 +276,20 @@ impl<'a> Checker<'a> {
                 );
                 return Self::error_expr(span);
             }
+            (Aggregate::Active(_), None, None) => aggregate,
+            (Aggregate::Active(_), Some(_), _) => {
+                self.report(
+                    Diagnostic::error(
+                        "E0204",
+                        format!("`{name}` counts the days of an event set, not of a column"),
+                    )
+                    .with_label(argument.expr.span, "an event column")
+                    .with_help(format!(
+                        "write `{name}({event})` or `{name}({event}(FILTER))`"
+                    )),
+                );
+                return Self::error_expr(span);
+            }
             (_, _, Some(distinct)) => {
                 self.report(
                     Diagnostic::error("E0204", format!("`distinct` is only supported in `count`, not `{name}`"))
@@ -308,6 +330,9 @@ impl<'a> Checker<'a> {
                 Aggregate::Min | Aggregate::Max if matches!(ty, Type::List(_) | Type::Bool) => {
                     Some("numbers, strings or timestamps")
                 }
+                Aggregate::Mode | Aggregate::DistinctList if matches!(ty, Type::List(_)) => {
+                    Some("single values, not lists")
+                }
                 _ => None,
             };
             if let Some(expected) = problem {
@@ -324,6 +349,120 @@ impl<'a> Checker<'a> {
             }
         }
         self.measure_for_event_set(&event, filter, span, ctx, aggregate, column)
+    }
+
+    /// `first ES` / `last ES`: the time of the set's first (last) event over all history,
+    /// inside the enclosing window. Without a window: whether there is such an event.
+    pub(super) fn occurrence(
+        &mut self,
+        last: bool,
+        set: &ast::Expr,
+        span: Span,
+        ctx: &Ctx<'a>,
+    ) -> TypedExpr {
+        let which = if last { "last" } else { "first" };
+        let Some(event) = self.event_of(set) else {
+            let example = self
+                .catalog
+                .events
+                .first()
+                .map_or("purchased", |e| e.name.as_str());
+            self.report(
+                Diagnostic::error("E0204", format!("`{which}` takes an event set, such as `{which} {example}`"))
+                    .with_label(set.span, "not an event set")
+                    .with_help(format!("write `{which} {example} within 30d`, or `{which}({example}.column)` for a value")),
+            );
+            return Self::error_expr(span);
+        };
+        if let Some(filter_of) = ctx.event {
+            self.report(
+                Diagnostic::error(
+                    "E0209",
+                    format!(
+                        "`{which} {event}` cannot be used inside a filter of `{}`",
+                        filter_of.name
+                    ),
+                )
+                .with_label(span, "an event set inside an event filter")
+                .with_help("combine event sets with `and` outside the parentheses"),
+            );
+            return Self::error_expr(span);
+        }
+        let filter = match &set.kind {
+            ExprKind::Call { args, .. } => match self.event_filter(&event, args, set.span) {
+                Some(filter) => filter,
+                None => return Self::error_expr(span),
+            },
+            _ => None,
+        };
+        let Some(time) = self.catalog.event(&event).and_then(|t| t.time.clone()) else {
+            return Self::error_expr(span);
+        };
+        let aggregate = if last {
+            Aggregate::Last
+        } else {
+            Aggregate::First
+        };
+        // Over all history: the window tests the time instead of bounding the events.
+        let window = ctx.window.map(|i| {
+            self.windows[i].uses += 1;
+            self.windows[i].window
+        });
+        let whole_history = Ctx {
+            window: None,
+            event: None,
+        };
+        let time_value = self.measure_for_event_set(
+            &event,
+            filter,
+            span,
+            &whole_history,
+            aggregate,
+            Some((time, Type::Timestamp)),
+        );
+        let typed = |kind: IrExpr, ty: Type| TypedExpr { kind, ty, span };
+        let point = |p: TimePoint| match p {
+            TimePoint::Absolute(t) => typed(IrExpr::Literal(Value::Timestamp(t)), Type::Timestamp),
+            TimePoint::FromNow(offset) => typed(IrExpr::RelativeTime(offset), Type::Timestamp),
+        };
+        let compare = |op: BinaryOp, bound: TypedExpr| {
+            typed(
+                IrExpr::Binary {
+                    op,
+                    lhs: Box::new(time_value.clone()),
+                    rhs: Box::new(bound),
+                },
+                Type::Bool,
+            )
+        };
+        let mut tests = vec![typed(
+            IrExpr::IsNull {
+                expr: Box::new(time_value.clone()),
+                negated: true,
+            },
+            Type::Bool,
+        )];
+        if let Some(window) = window {
+            if let Some(start) = window.start {
+                tests.push(compare(BinaryOp::GtEq, point(start)));
+            }
+            if let Some(end) = window.end {
+                tests.push(compare(BinaryOp::Lt, point(end)));
+            }
+        }
+        tests
+            .into_iter()
+            .reduce(|a, b| {
+                typed(
+                    IrExpr::Binary {
+                        op: BinaryOp::And,
+                        lhs: Box::new(a),
+                        rhs: Box::new(b),
+                    },
+                    Type::Bool,
+                )
+            })
+            .unwrap_or_else(|| Self::error_expr(span))
     }
 
     fn expr_quietly(&mut self, expr: &ast::Expr, ctx: &Ctx<'a>) -> TypedExpr {
@@ -498,6 +637,10 @@ fn arity_text(function: Function) -> &'static str {
 
 fn aggregate_usage(aggregate: Aggregate, event: &str) -> String {
     match aggregate {
+        Aggregate::Active(_) => format!(
+            "write `{}({event})`: the number of distinct days (weeks, months) with an event",
+            aggregate.name()
+        ),
         Aggregate::Count
         | Aggregate::CountValues
         | Aggregate::CountDistinct
@@ -520,7 +663,10 @@ fn collect_references(expr: &ast::Expr, out: &mut Vec<(String, Span)>) {
         ExprKind::List(items) => items.iter().for_each(|i| collect_references(i, out)),
         ExprKind::Call { args, .. } => args.iter().for_each(|a| collect_references(&a.expr, out)),
         ExprKind::Member { base, .. } => collect_references(base, out),
-        ExprKind::Negate(e) | ExprKind::Not(e) => collect_references(e, out),
+        ExprKind::Negate(e)
+        | ExprKind::Not(e)
+        | ExprKind::Top { by: e, .. }
+        | ExprKind::Occurrence { set: e, .. } => collect_references(e, out),
         ExprKind::IsNull { expr, .. } => collect_references(expr, out),
         ExprKind::Binary { lhs, rhs, .. } => {
             collect_references(lhs, out);

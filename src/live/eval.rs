@@ -14,7 +14,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Timelike};
 
 use super::value::Datum;
-use crate::check::ir::{BinaryOp, Function, IrExpr, Quantifier, StringOp, TypedExpr, Value};
+use crate::check::ir::{
+    BinaryOp, Function, IrExpr, Quantifier, StringOp, TypedExpr, Value, sample_bucket,
+};
 
 /// Nanoseconds in a day.
 pub const DAY: i64 = 86_400_000_000_000;
@@ -52,6 +54,12 @@ pub enum Node {
     StringTest(StringOp, Box<Node>, Box<Node>, Option<regex::Regex>),
     Function(Function, Vec<Node>),
     Stage(Vec<(Arc<str>, Node)>),
+    /// `sample(...)`: whether the key's bucket for the seed is below the threshold.
+    Sample {
+        seed: Arc<str>,
+        threshold: u64,
+        key: Box<Node>,
+    },
 }
 
 /// Where the names of an expression point.
@@ -125,6 +133,18 @@ impl Node {
                     })
                     .collect(),
             ),
+            IrExpr::Sample {
+                seed,
+                threshold,
+                key,
+            } => Node::Sample {
+                seed: Arc::from(seed.as_str()),
+                threshold: *threshold,
+                key: boxed(key),
+            },
+            // A ranking needs every profile at once: `Membership::new` refuses segments
+            // with one, so this is never evaluated.
+            IrExpr::Rank(_) => Node::Const(Datum::Null),
         }
     }
 
@@ -154,7 +174,11 @@ impl Node {
             | Node::Event(_)
             | Node::Measure(_) => {}
             Node::List(items) | Node::Function(_, items) => each(&items.iter().collect::<Vec<_>>()),
-            Node::Not(a) | Node::IsTrue(a) | Node::Negate(a) | Node::IsNull(a, _) => each(&[a]),
+            Node::Not(a)
+            | Node::IsTrue(a)
+            | Node::Negate(a)
+            | Node::IsNull(a, _)
+            | Node::Sample { key: a, .. } => each(&[a]),
             Node::Binary(_, a, b) | Node::InArray(a, b, _) | Node::StringTest(_, a, b, _) => {
                 each(&[a, b])
             }
@@ -319,6 +343,15 @@ impl<'a> Evaluation<'a> {
                 }
             }
             Node::Function(function, args) => return self.function(*function, args),
+            Node::Sample {
+                seed,
+                threshold,
+                key,
+            } => match self.fixed(key) {
+                Datum::Int(key) => Datum::Bool(sample_bucket(seed, &key.to_string()) < *threshold),
+                Datum::Str(key) => Datum::Bool(sample_bucket(seed, &key) < *threshold),
+                _ => Datum::Null,
+            },
             Node::Stage(arms) => {
                 let mut label = Datum::Null;
                 for (name, condition) in arms {

@@ -271,6 +271,22 @@ impl Membership {
             }
             chosen
         };
+        for segment in &chosen {
+            let mut ranked = None;
+            crate::plan::visit(&segment.condition, &mut |e| {
+                if let IrExpr::Rank(_) = e.kind {
+                    ranked.get_or_insert(e.span);
+                }
+            });
+            if let Some(span) = ranked {
+                return Err(Diagnostic::error(
+                    "E0411",
+                    format!("segment `{}` ranks profiles, which the real-time engine cannot keep current", segment.name),
+                )
+                .with_label(span, "a ranking compares every profile with all the others")
+                .with_help("evaluate it in batch with `segql run`, or watch only the other segments with `--segment NAME`"));
+            }
+        }
         // The measures the chosen segments read, in first-use order.
         let mut used = Vec::new();
         for segment in &chosen {

@@ -4,18 +4,18 @@
 //!
 //! | shape | when | state per profile |
 //! | --- | --- | --- |
-//! | running | the window has no start relative to `now` (none, `since`, `between` dates) and the filter reads only the event | the aggregate itself: a count, a sum (and count for `avg`), a min or max, a set of distinct values, or the first or last (time, value) |
+//! | running | the window has no start relative to `now` (none, `since`, `between` dates) and the filter reads only the event | the aggregate itself: a count, a sum (and count for `avg`), a min or max, a set of distinct values, each distinct value with its count (`mode`, `distinct_list`), or the first or last (time, value) |
 //! | windowed | a window start relative to `now` (`within 30d`) | the (time, value) of each counted event still inside the window, oldest first; older ones are dropped |
 //! | rechecked | the filter reads the profile or the clock (`purchased(ts > signup_ts)`) | every event row of that table that a window could still count |
 //!
 //! Running state never changes with the clock. Windowed and rechecked state changes
 //! when the oldest event leaves the window, which is when the profile is scheduled.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use super::eval::{Evaluation, Node};
+use super::eval::{Evaluation, Node, truncate};
 use super::value::{Datum, DistinctKey};
 use crate::check::ir::{Aggregate, TimePoint};
 
@@ -102,9 +102,14 @@ pub enum Running {
     Distinct(HashSet<DistinctKey>),
     IntSum(i64),
     FloatSum(f64),
-    Avg { sum: f64, count: i64 },
+    Avg {
+        sum: f64,
+        count: i64,
+    },
     Extreme(Datum),
     Edge(Option<(i64, Datum)>),
+    /// Each distinct value with how often it occurred (`mode`, `distinct_list`).
+    Tally(HashMap<DistinctKey, (Datum, i64)>),
 }
 
 impl MeasureState {
@@ -112,12 +117,15 @@ impl MeasureState {
         match plan.shape {
             Shape::Running => MeasureState::Running(match plan.aggregate {
                 Aggregate::Exists | Aggregate::Count | Aggregate::CountValues => Running::Count(0),
-                Aggregate::CountDistinct => Running::Distinct(HashSet::new()),
+                Aggregate::CountDistinct | Aggregate::Active(_) => {
+                    Running::Distinct(HashSet::new())
+                }
                 Aggregate::Sum if plan.integer_sum => Running::IntSum(0),
                 Aggregate::Sum => Running::FloatSum(0.0),
                 Aggregate::Avg => Running::Avg { sum: 0.0, count: 0 },
                 Aggregate::Min | Aggregate::Max => Running::Extreme(Datum::Null),
                 Aggregate::First | Aggregate::Last => Running::Edge(None),
+                Aggregate::Mode | Aggregate::DistinctList => Running::Tally(HashMap::new()),
             }),
             Shape::Windowed => MeasureState::Windowed(VecDeque::new()),
             Shape::Rechecked => MeasureState::Rechecked(VecDeque::new()),
@@ -148,11 +156,7 @@ impl MeasureState {
                 return false;
             }
         }
-        let value = plan
-            .column
-            .and_then(|c| row.get(c))
-            .cloned()
-            .unwrap_or(Datum::Null);
+        let value = measure_value(plan, time, row);
         match self {
             MeasureState::Running(running) => running.add(plan.aggregate, time, value),
             MeasureState::Windowed(events) => insert_by_time(events, time, value),
@@ -218,13 +222,24 @@ impl MeasureState {
                             continue;
                         }
                     }
-                    let value = plan.column.and_then(|c| row.get(c)).unwrap_or(&Datum::Null);
-                    values.push((*time, value));
+                    values.push((*time, measure_value(plan, *time, row)));
                 }
-                aggregate(plan, values.iter().copied())
+                aggregate(plan, values.iter().map(|(time, value)| (*time, value)))
             }
         }
     }
+}
+
+/// What a measure aggregates of one event: its column, or for `active_days` and the like
+/// the calendar unit of its time.
+fn measure_value(plan: &MeasurePlan, time: i64, row: &[Datum]) -> Datum {
+    if let Aggregate::Active(unit) = plan.aggregate {
+        return truncate(unit.name(), time).map_or(Datum::Null, Datum::Ts);
+    }
+    plan.column
+        .and_then(|c| row.get(c))
+        .cloned()
+        .unwrap_or(Datum::Null)
 }
 
 fn insert_by_time<T>(events: &mut VecDeque<(i64, T)>, time: i64, item: T) {
@@ -243,6 +258,11 @@ impl Running {
             Running::Distinct(set) => {
                 if !value.is_null() {
                     set.insert(value.distinct_key());
+                }
+            }
+            Running::Tally(tally) => {
+                if !value.is_null() {
+                    tally.entry(value.distinct_key()).or_insert((value, 0)).1 += 1;
                 }
             }
             Running::IntSum(sum) => {
@@ -308,8 +328,33 @@ impl Running {
             }
             Running::Extreme(value) => value.clone(),
             Running::Edge(edge) => edge.as_ref().map_or(Datum::Null, |(_, v)| v.clone()),
+            Running::Tally(tally) => {
+                from_tally(aggregate, tally.values().map(|(value, n)| (value, *n)))
+            }
         }
     }
+}
+
+/// `mode` or `distinct_list` from each distinct value and its number of occurrences.
+fn from_tally<'a>(aggregate: Aggregate, tally: impl Iterator<Item = (&'a Datum, i64)>) -> Datum {
+    let ascending = |a: &Datum, b: &Datum| a.compare(b).unwrap_or(std::cmp::Ordering::Equal);
+    if aggregate == Aggregate::DistinctList {
+        let mut values: Vec<Datum> = tally.map(|(value, _)| value.clone()).collect();
+        values.sort_by(ascending);
+        return Datum::List(values.into());
+    }
+    // The most frequent value; among equally frequent ones, the smallest.
+    let mut best: Option<(&Datum, i64)> = None;
+    for (value, n) in tally {
+        let better = match best {
+            None => true,
+            Some((current, most)) => n > most || (n == most && ascending(value, current).is_lt()),
+        };
+        if better {
+            best = Some((value, n));
+        }
+    }
+    best.map_or(Datum::Null, |(value, _)| value.clone())
 }
 
 /// Among events at the same time, `first` takes the smallest value and `last` the
@@ -336,12 +381,19 @@ fn aggregate<'a>(
         Aggregate::Exists => Datum::Bool(events.clone().next().is_some()),
         Aggregate::Count => Datum::Int(events.clone().count() as i64),
         Aggregate::CountValues => Datum::Int(values().count() as i64),
-        Aggregate::CountDistinct => Datum::Int(
+        Aggregate::CountDistinct | Aggregate::Active(_) => Datum::Int(
             values()
                 .map(Datum::distinct_key)
                 .collect::<HashSet<_>>()
                 .len() as i64,
         ),
+        Aggregate::Mode | Aggregate::DistinctList => {
+            let mut tally: HashMap<DistinctKey, (&Datum, i64)> = HashMap::new();
+            for value in values() {
+                tally.entry(value.distinct_key()).or_insert((value, 0)).1 += 1;
+            }
+            from_tally(plan.aggregate, tally.into_values())
+        }
         Aggregate::Sum if plan.integer_sum => Datum::Int(
             values()
                 .filter_map(|v| match v {

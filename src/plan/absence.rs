@@ -61,12 +61,16 @@ fn evaluate(expr: &TypedExpr, absent: &[usize], program: &Program) -> Abstract {
                 Aggregate::Count
                 | Aggregate::CountValues
                 | Aggregate::CountDistinct
+                | Aggregate::Active(_)
                 | Aggregate::Sum => Number(0.0),
                 Aggregate::Avg
                 | Aggregate::Min
                 | Aggregate::Max
                 | Aggregate::First
-                | Aggregate::Last => Null,
+                | Aggregate::Last
+                | Aggregate::Mode => Null,
+                // An empty list: nothing in it, and `has any` is false.
+                Aggregate::DistinctList => Unknown,
             }
         }
         IrExpr::Not(inner) => match eval(inner) {
@@ -145,8 +149,11 @@ fn evaluate(expr: &TypedExpr, absent: &[usize], program: &Program) -> Abstract {
             }
             Null
         }
-        // Times, lists, profile and event columns, string tests: not modelled.
+        // Times, lists, profile and event columns, string tests, samples and rankings: not
+        // modelled.
         IrExpr::RelativeTime(_)
+        | IrExpr::Sample { .. }
+        | IrExpr::Rank(_)
         | IrExpr::ProfileColumn(_)
         | IrExpr::List(_)
         | IrExpr::EventColumn(_)

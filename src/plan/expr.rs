@@ -4,15 +4,16 @@ use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::common::{Column, ScalarValue};
 use datafusion::error::Result;
 use datafusion::functions::expr_fn::{
-    abs, asin, btrim, ceil, character_length, contains, cos, date_part, date_trunc, ends_with,
-    floor, nullif, radians, round, sin, sqrt, starts_with, upper,
+    abs, ascii, asin, btrim, ceil, character_length, concat, contains, cos, date_part, date_trunc,
+    ends_with, floor, md5, nullif, radians, round, sin, sqrt, starts_with, substring, upper,
 };
 use datafusion::functions_nested::expr_fn::{array_has, array_has_all, array_has_any, make_array};
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator, binary_expr, cast, lit, when};
-use datafusion::prelude::coalesce;
+use datafusion::prelude::{coalesce, col};
 
 use super::{PROFILES_ALIAS, measure_column, measure_relation};
 use crate::check::ir::*;
+use crate::syntax::ast::PERCENT_SCALE;
 
 /// Mean Earth radius used by `geo_distance_km`, in km.
 const EARTH_RADIUS_KM: f64 = 6371.0;
@@ -89,7 +90,38 @@ pub fn visit(expr: &TypedExpr, f: &mut dyn FnMut(&TypedExpr)) {
         }
         IrExpr::Function { args, .. } => args.iter().for_each(|a| visit(a, f)),
         IrExpr::Stage { arms } => arms.iter().for_each(|(_, c)| visit(c, f)),
+        IrExpr::Sample { key, .. } => visit(key, f),
+        IrExpr::Rank(_) => {}
     }
+}
+
+/// Like [`visit`], and also through the values the rankings of `expr` order by.
+pub fn visit_through_rankings(expr: &TypedExpr, program: &Program, f: &mut dyn FnMut(&TypedExpr)) {
+    visit(expr, &mut |e| {
+        f(e);
+        if let IrExpr::Rank(id) = e.kind {
+            let ranking = &program.rankings[id];
+            visit_through_rankings(&ranking.by, program, f);
+            if let Some(seed) = &ranking.seed {
+                visit_through_rankings(seed, program, f);
+            }
+        }
+    });
+}
+
+/// The relation holding a ranking's columns, one row per profile.
+pub fn rank_relation(id: usize) -> String {
+    format!("__r_{id}")
+}
+
+/// The column holding a ranking's position among the ranked profiles.
+pub fn rank_column(id: usize) -> String {
+    format!("__rank_{id}")
+}
+
+/// The column holding how many profiles a ranking ranks (0 for an unranked profile).
+pub fn ranked_column(id: usize) -> String {
+    format!("__ranked_{id}")
 }
 
 /// `x`, with -0.0 made 0.0 where `x` is float arithmetic that can yield it (`-x`,
@@ -151,11 +183,22 @@ fn lower(expr: &TypedExpr, as_of: i64, scope: Scope<'_>, portable: bool) -> Resu
             match measure.aggregate {
                 // Profiles without events have no row in the measure table: zero, not null.
                 Aggregate::Exists => coalesce(vec![column, lit(0i64)]).gt(lit(0i64)),
-                Aggregate::Count | Aggregate::CountValues | Aggregate::CountDistinct => {
-                    coalesce(vec![column, lit(0i64)])
-                }
+                Aggregate::Count
+                | Aggregate::CountValues
+                | Aggregate::CountDistinct
+                | Aggregate::Active(_) => coalesce(vec![column, lit(0i64)]),
                 Aggregate::Sum if measure.ty == Type::Int => coalesce(vec![column, lit(0i64)]),
                 Aggregate::Sum => coalesce(vec![column, lit(0.0f64)]),
+                // No events: the empty list.
+                Aggregate::DistinctList => {
+                    let Type::List(item) = &measure.ty else {
+                        return Err(datafusion::error::DataFusionError::Internal(
+                            "distinct_list is not a list".into(),
+                        ));
+                    };
+                    let empty = ScalarValue::new_list_nullable(&[], &super::arrow_type(item));
+                    coalesce(vec![column, lit(ScalarValue::List(empty))])
+                }
                 _ => column,
             }
         }
@@ -318,7 +361,57 @@ fn lower(expr: &TypedExpr, as_of: i64, scope: Scope<'_>, portable: bool) -> Resu
             }
             case.otherwise(lit(ScalarValue::Utf8(None)))?
         }
+        IrExpr::Sample {
+            seed,
+            threshold,
+            key,
+        } => sample_bucket(recurse(key)?, seed).lt(lit(*threshold as i64)),
+        IrExpr::Rank(id) => {
+            let Scope::Profile(program) = scope else {
+                return Err(datafusion::error::DataFusionError::Internal(
+                    "a ranking inside an event filter".into(),
+                ));
+            };
+            let column = |name: String| col(Column::new(Some(rank_relation(*id)), name));
+            let position = cast(column(rank_column(*id)), DataType::Int64);
+            let ranked = column(ranked_column(*id));
+            match program.rankings[*id].kind {
+                // An unranked profile (a null value) has `ranked` = 0, so it never passes.
+                RankKind::Top(n) | RankKind::Lookalike(n) => {
+                    position.clone().lt_eq(lit(n)).and(position.lt_eq(ranked))
+                }
+                // position <= ceil(share × ranked) exactly: (position - 1) × 10^6 < share × ranked.
+                RankKind::TopShare(share) => {
+                    ((position - lit(1i64)) * lit(PERCENT_SCALE)).lt(lit(share) * ranked)
+                }
+                // The position column holds `percent_rank()` here.
+                RankKind::PercentileRank => when(
+                    ranked.gt(lit(0i64)),
+                    cast(column(rank_column(*id)), DataType::Float64),
+                )
+                .otherwise(lit(ScalarValue::Float64(None)))?,
+            }
+        }
     })
+}
+
+/// [`crate::check::ir::sample_bucket`] in DataFusion's functions: the first eight hex digits
+/// of `md5(seed || ':' || key)` as an integer. A hex digit's value is
+/// `(ascii(digit) - 48) % 39`: `'0'..'9'` are 48..57 and `'a'..'f'` 97..102.
+fn sample_bucket(key: Expr, seed: &str) -> Expr {
+    let digest = md5(concat(vec![
+        lit(format!("{seed}:")),
+        cast(key, DataType::Utf8),
+    ]));
+    (0..8i64)
+        .map(|i| {
+            let digit = substring(digest.clone(), lit(i + 1), lit(1i64));
+            // 64-bit arithmetic on every engine: SQL engines type the literals as 32-bit.
+            let code = cast(ascii(digit), DataType::Int64);
+            ((code - lit(48i64)) % lit(39i64)) * lit(16i64.pow(7 - i as u32))
+        })
+        .reduce(|a, b| a + b)
+        .unwrap_or_else(|| lit(0i64))
 }
 
 fn lower_function(

@@ -20,16 +20,24 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::common::{Column, ScalarValue};
 use datafusion::datasource::provider_as_source;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::functions_aggregate::expr_fn::{avg, count, first_value, max, min, sum};
+use datafusion::functions::expr_fn::{date_trunc, sqrt};
+use datafusion::functions_aggregate::average::avg_udaf;
+use datafusion::functions_aggregate::count::count_udaf;
+use datafusion::functions_aggregate::expr_fn::{array_agg, avg, count, first_value, max, min, sum};
+use datafusion::functions_aggregate::stddev::stddev_pop_udaf;
+use datafusion::functions_window::expr_fn::{percent_rank, row_number};
 use datafusion::logical_expr::{
-    Expr, ExprFunctionExt, JoinType, LogicalPlan, LogicalPlanBuilder, LogicalTableSource,
-    TableSource, cast, col, lit, when,
+    AggregateUDF, Expr, ExprFunctionExt, JoinType, LogicalPlan, LogicalPlanBuilder,
+    LogicalTableSource, TableSource, WindowFrame, WindowFrameBound, WindowFrameUnits, cast, col,
+    expr::WindowFunction, lit, when,
 };
-use datafusion::prelude::SessionContext;
+use datafusion::prelude::{SessionContext, coalesce};
 
 use crate::catalog::{CatalogSchema, TableSchema};
 use crate::check::ir::*;
-pub use expr::{timestamp_literal, visit};
+pub use expr::{
+    rank_column, rank_relation, ranked_column, timestamp_literal, visit, visit_through_rankings,
+};
 
 /// The alias of the profile table in every plan.
 pub const PROFILES_ALIAS: &str = "__p";
@@ -341,8 +349,9 @@ impl<'a> Planner<'a> {
     ) -> Result<LogicalPlanBuilder> {
         let mut profile_columns = BTreeSet::new();
         let mut measures = BTreeSet::new();
+        let mut rankings = BTreeSet::new();
         for expr in exprs {
-            collect_uses(expr, &mut profile_columns, &mut measures);
+            collect_uses(expr, &mut profile_columns, &mut measures, &mut rankings);
         }
         let profiles = &self.catalog.profiles;
         profile_columns.insert(profiles.key.clone());
@@ -350,7 +359,8 @@ impl<'a> Planner<'a> {
             .normalized_scan(profiles, &profile_columns, None)?
             .alias(PROFILES_ALIAS)?;
 
-        // One relation per event table, and one per distinct count (see `distinct_pass`).
+        // One relation per event table, and one per aggregate over distinct values (see
+        // `value_pass`).
         let mut relations: BTreeMap<String, (&str, Vec<usize>)> = BTreeMap::new();
         for id in measures {
             let measure = &self.program.measures[id];
@@ -366,8 +376,8 @@ impl<'a> Planner<'a> {
             .unwrap_or(Type::Int);
         for (alias, (event, ids)) in relations {
             let measures_plan = match ids.as_slice() {
-                [id] if self.program.measures[*id].aggregate == Aggregate::CountDistinct => {
-                    self.distinct_pass(*id, &alias, &profile_key_type)?
+                [id] if self.program.measures[*id].aggregate.groups_values() => {
+                    self.value_pass(*id, &alias, &profile_key_type)?
                 }
                 [id] if self.portable
                     && matches!(
@@ -379,42 +389,204 @@ impl<'a> Planner<'a> {
                 }
                 _ => self.measure_pass(event, &ids, &profile_key_type)?,
             };
-            // The measures are the join's left (build) side and the profiles its right
-            // (probe) side: DataFusion builds the hash table on the left, and the narrow
-            // measures build it in a fraction of the time and memory the wide profiles do.
             let inner = condition.is_some_and(|c| absence::requires_rows(c, &ids, self.program));
-            if self.portable {
-                builder = builder.join(
-                    measures_plan,
-                    if inner {
-                        JoinType::Inner
-                    } else {
-                        JoinType::Left
-                    },
-                    (
-                        vec![Column::new(Some(PROFILES_ALIAS), profiles.key.as_str())],
-                        vec![Column::new(Some(alias.as_str()), "__key")],
-                    ),
-                    None,
-                )?;
-                continue;
-            }
+            builder = self.join_to_profiles(builder, measures_plan, &alias, inner)?;
+        }
+        // Each ranking is a relation of its own over every profile, so the joins above
+        // may leave out profiles the condition cannot select.
+        for id in rankings {
+            let alias = rank_relation(id);
+            let ranked = self.rank_pass(id, &alias)?;
+            builder = self.join_to_profiles(builder, ranked, &alias, false)?;
+        }
+        Ok(builder)
+    }
+
+    /// Joins `relation` (one row per profile key at most, the key in `__key`) to the
+    /// profiles, keeping every profile unless `inner`.
+    ///
+    /// The relation is the join's left (build) side and the profiles its right (probe)
+    /// side: DataFusion builds the hash table on the left, and the narrow measures build it
+    /// in a fraction of the time and memory the wide profiles do. Portable plans keep the
+    /// profiles on the left, which the unparser nests correctly.
+    fn join_to_profiles(
+        &self,
+        profiles: LogicalPlanBuilder,
+        relation: LogicalPlan,
+        alias: &str,
+        inner: bool,
+    ) -> Result<LogicalPlanBuilder> {
+        let profile_key = Column::new(Some(PROFILES_ALIAS), self.catalog.profiles.key.as_str());
+        let relation_key = Column::new(Some(alias), "__key");
+        if self.portable {
             let join = if inner {
                 JoinType::Inner
             } else {
-                JoinType::Right
+                JoinType::Left
             };
-            builder = LogicalPlanBuilder::from(measures_plan).join(
-                builder.build()?,
+            return profiles.join(
+                relation,
                 join,
-                (
-                    vec![Column::new(Some(alias.as_str()), "__key")],
-                    vec![Column::new(Some(PROFILES_ALIAS), profiles.key.as_str())],
-                ),
+                (vec![profile_key], vec![relation_key]),
                 None,
-            )?;
+            );
         }
-        Ok(builder)
+        let join = if inner {
+            JoinType::Inner
+        } else {
+            JoinType::Right
+        };
+        LogicalPlanBuilder::from(relation).join(
+            profiles.build()?,
+            join,
+            (vec![relation_key], vec![profile_key]),
+            None,
+        )
+    }
+
+    /// Ranking `id` over every profile, as a relation `alias` of (`__key`, position
+    /// ([`rank_column`]), number of ranked profiles ([`ranked_column`])). Profiles with a
+    /// null value form a partition of their own, in which the count of values is 0.
+    fn rank_pass(&self, id: usize, alias: &str) -> Result<LogicalPlan> {
+        let ranking = &self.program.rankings[id];
+        if let (RankKind::Lookalike(_), Some(seed)) = (ranking.kind, &ranking.seed) {
+            return self.lookalike_pass(id, seed, alias);
+        }
+        let profiles = self.profiles_with_measures(&[&ranking.by], None)?;
+        let value = self.lower(&ranking.by)?;
+        let unranked = vec![value.clone().is_null()];
+        let (position, order) = match ranking.kind {
+            RankKind::Top(_) | RankKind::TopShare(_) => (
+                row_number(),
+                vec![
+                    value.clone().sort(false, false),
+                    self.key_column().sort(true, false),
+                ],
+            ),
+            RankKind::PercentileRank => (percent_rank(), vec![value.clone().sort(true, false)]),
+            RankKind::Lookalike(_) => {
+                return Err(DataFusionError::Internal(
+                    "a lookalike without a seed".into(),
+                ));
+            }
+        };
+        let position = position
+            .partition_by(unranked.clone())
+            .order_by(order.clone())
+            .build()?;
+        // The same partitioning and order with the whole partition as the frame, so both
+        // columns come from one window node.
+        let ranked = Expr::from(WindowFunction::new(count_udaf(), vec![value]))
+            .partition_by(unranked)
+            .order_by(order)
+            .window_frame(whole_partition())
+            .build()?;
+        profiles
+            .window(vec![
+                position.alias(rank_column(id)),
+                ranked.alias(ranked_column(id)),
+            ])?
+            .project(vec![
+                self.key_column().alias("__key"),
+                col(rank_column(id)),
+                col(ranked_column(id)),
+            ])?
+            .alias(alias)?
+            .build()
+    }
+
+    /// A lookalike as a ranking relation: each feature standardized over every profile
+    /// with a value (z-score, population standard deviation; a constant feature is 0),
+    /// the seed's centroid (mean z-score of its members), and each non-member's Euclidean
+    /// distance to it. Profiles with a null feature are not ranked; the nearest first,
+    /// ties to the smaller key.
+    fn lookalike_pass(&self, id: usize, seed: &TypedExpr, alias: &str) -> Result<LogicalPlan> {
+        let IrExpr::List(features) = &self.program.rankings[id].by.kind else {
+            return Err(DataFusionError::Internal(
+                "lookalike features are a list".into(),
+            ));
+        };
+        let mut exprs: Vec<&TypedExpr> = features.iter().collect();
+        exprs.push(seed);
+        let profiles = self.profiles_with_measures(&exprs, None)?;
+        let feature = |i: usize| col(format!("__f{i}"));
+        let over_all = |function: Arc<AggregateUDF>, argument: Expr| {
+            Expr::from(WindowFunction::new(function, vec![argument]))
+        };
+        // (key, seed, f0, f1, ...), every profile.
+        let mut columns = vec![
+            self.key_column().alias("__key"),
+            coalesce(vec![self.lower(seed)?, lit(false)]).alias("__seed"),
+        ];
+        for (i, f) in features.iter().enumerate() {
+            columns.push(cast(self.lower(f)?, DataType::Float64).alias(format!("__f{i}")));
+        }
+        let mut plan = profiles.project(columns)?;
+        // The mean and spread of each feature over every profile with a value.
+        let mut statistics = Vec::new();
+        for i in 0..features.len() {
+            statistics.push(over_all(avg_udaf(), feature(i)).alias(format!("__mean{i}")));
+            statistics.push(over_all(stddev_pop_udaf(), feature(i)).alias(format!("__sd{i}")));
+        }
+        plan = plan.window(statistics)?;
+        let mut standardized = vec![col("__key"), col("__seed")];
+        for i in 0..features.len() {
+            let sd = col(format!("__sd{i}"));
+            let z = when(feature(i).is_null(), lit(ScalarValue::Float64(None)))
+                .when(sd.clone().eq(lit(0.0f64)), lit(0.0f64))
+                .otherwise((feature(i) - col(format!("__mean{i}"))) / sd)?;
+            standardized.push(z.alias(format!("__z{i}")));
+        }
+        plan = plan.project(standardized)?;
+        // The seed's centroid: each z-score averaged over the seed's members.
+        let mut centroid = Vec::new();
+        for i in 0..features.len() {
+            let member_z = when(col("__seed"), col(format!("__z{i}"))).end()?;
+            centroid.push(over_all(avg_udaf(), member_z).alias(format!("__c{i}")));
+        }
+        plan = plan.window(centroid)?;
+        let squares = (0..features.len())
+            .map(|i| {
+                let difference = col(format!("__z{i}")) - col(format!("__c{i}"));
+                difference.clone() * difference
+            })
+            .reduce(|a, b| a + b)
+            .unwrap_or_else(|| lit(0.0f64));
+        plan = plan.project(vec![
+            col("__key"),
+            col("__seed"),
+            sqrt(squares).alias("__distance"),
+        ])?;
+        // Non-members with a distance are ranked, nearest first; the others are in a
+        // partition whose count of ranked profiles is 0.
+        let excluded = vec![col("__seed").or(col("__distance").is_null())];
+        let order = vec![
+            col("__distance").sort(true, false),
+            col("__key").sort(true, false),
+        ];
+        let position = row_number()
+            .partition_by(excluded.clone())
+            .order_by(order.clone())
+            .build()?;
+        let ranked = Expr::from(WindowFunction::new(
+            count_udaf(),
+            vec![when(Expr::Not(Box::new(col("__seed"))), col("__distance")).end()?],
+        ))
+        .partition_by(excluded)
+        .order_by(order)
+        .window_frame(whole_partition())
+        .build()?;
+        plan.window(vec![
+            position.alias(rank_column(id)),
+            ranked.alias(ranked_column(id)),
+        ])?
+        .project(vec![
+            col("__key"),
+            col(rank_column(id)),
+            col(ranked_column(id)),
+        ])?
+        .alias(alias)?
+        .build()
     }
 
     /// Scans `table`, keeping `columns` (and the time column) with normalized types.
@@ -567,32 +739,64 @@ impl<'a> Planner<'a> {
     /// A distinct count in a pass of its own: the matching events grouped by key and value,
     /// then counted per key. DataFusion's `count(DISTINCT)` keeps a hash set per group, which
     /// takes gigabytes for a million customers; two grouped passes take megabytes.
-    fn distinct_pass(
-        &self,
-        id: usize,
-        alias: &str,
-        profile_key_type: &Type,
-    ) -> Result<LogicalPlan> {
+    fn value_pass(&self, id: usize, alias: &str, profile_key_type: &Type) -> Result<LogicalPlan> {
         let measure = &self.program.measures[id];
         let (table, events) = self.single_measure_events(id, profile_key_type)?;
-        let value_name = measure.column.clone().unwrap_or_default();
-        let value = col(Column::from_name(value_name.as_str()));
+        let value = match (measure.aggregate, &measure.column) {
+            // The calendar unit each event falls in.
+            (Aggregate::Active(unit), _) => date_trunc(
+                lit(unit.name()),
+                col(Column::from_name(table.time.clone().unwrap_or_default())),
+            ),
+            (_, column) => col(Column::from_name(column.clone().unwrap_or_default())),
+        };
+        // Each profile's distinct values (a distinct count skips the null group itself),
+        // with how often each occurs where the mode needs it.
+        let (events, occurrences) = match measure.aggregate {
+            Aggregate::CountDistinct | Aggregate::Active(_) => (events, vec![]),
+            Aggregate::Mode => (
+                events.filter(value.clone().is_not_null())?,
+                vec![count(lit(1i64)).alias("__occurrences")],
+            ),
+            _ => (events.filter(value.clone().is_not_null())?, vec![]),
+        };
         let mut pairs = events.aggregate(
             vec![
                 col(Column::from_name(table.key.as_str())).alias("__key"),
                 value.clone().alias("__value"),
             ],
-            Vec::<Expr>::new(),
+            occurrences,
         )?;
         if self.portable {
             // The unparser merges two stacked aggregates into one SELECT; a derived table
             // keeps the distinct pairs a query of their own.
             pairs = pairs.alias("__distinct")?;
         }
+        let ascending = || col("__value").sort(true, false);
+        let aggregate = match measure.aggregate {
+            Aggregate::Mode => {
+                // The first value by occurrences, then value: a window rather than an ordered
+                // `first_value`, whose order other engines' SQL would not keep.
+                let place = row_number()
+                    .partition_by(vec![col("__key")])
+                    .order_by(vec![col("__occurrences").sort(false, false), ascending()])
+                    .build()?;
+                return pairs
+                    .window(vec![place.alias("__place")])?
+                    .filter(col("__place").eq(lit(1i64)))?
+                    .project(vec![col("__key"), col("__value").alias(measure_column(id))])?
+                    .alias(alias)?
+                    .build();
+            }
+            Aggregate::DistinctList => array_agg(col("__value"))
+                .order_by(vec![ascending()])
+                .build()?,
+            _ => count(col("__value")),
+        };
         pairs
             .aggregate(
                 vec![col("__key")],
-                vec![count(col("__value")).alias(measure_column(id))],
+                vec![aggregate.alias(measure_column(id))],
             )?
             .alias(alias)?
             .build()
@@ -734,9 +938,12 @@ impl<'a> Planner<'a> {
         let aggregate = match measure.aggregate {
             Aggregate::Exists | Aggregate::Count => count(only_matching(lit(1))?),
             Aggregate::CountValues => count(only_matching(value())?),
-            Aggregate::CountDistinct => {
+            Aggregate::CountDistinct
+            | Aggregate::Mode
+            | Aggregate::DistinctList
+            | Aggregate::Active(_) => {
                 return Err(DataFusionError::Internal(
-                    "a distinct count has a pass of its own".into(),
+                    "an aggregate over distinct values has a pass of its own".into(),
                 ));
             }
             Aggregate::Sum => sum(only_matching(value())?),
@@ -774,6 +981,15 @@ impl<'a> Planner<'a> {
             _ => Ok(aggregate),
         }
     }
+}
+
+/// A window frame over the whole partition, whatever its order.
+fn whole_partition() -> WindowFrame {
+    WindowFrame::new_bounds(
+        WindowFrameUnits::Rows,
+        WindowFrameBound::Preceding(ScalarValue::UInt64(None)),
+        WindowFrameBound::Following(ScalarValue::UInt64(None)),
+    )
 }
 
 /// The alias of an event table's time column as stored, next to its normalized copy.
@@ -899,7 +1115,7 @@ fn tie_break_column(column: &str) -> String {
 /// a distinct count (and in portable plans for `first` and `last`), a pass of its own.
 pub fn measure_relation(id: usize, measure: &Measure, portable: bool) -> String {
     match measure.aggregate {
-        Aggregate::CountDistinct => format!("__m_{}_{id}", measure.event),
+        aggregate if aggregate.groups_values() => format!("__m_{}_{id}", measure.event),
         Aggregate::First | Aggregate::Last if portable => format!("__m_{}_{id}", measure.event),
         _ => measure_alias(&measure.event),
     }
@@ -914,13 +1130,21 @@ pub fn measure_column(id: usize) -> String {
 }
 
 /// The profile columns and measures an expression reads.
-fn collect_uses(expr: &TypedExpr, columns: &mut BTreeSet<String>, measures: &mut BTreeSet<usize>) {
+fn collect_uses(
+    expr: &TypedExpr,
+    columns: &mut BTreeSet<String>,
+    measures: &mut BTreeSet<usize>,
+    rankings: &mut BTreeSet<usize>,
+) {
     expr::visit(expr, &mut |e| match &e.kind {
         IrExpr::ProfileColumn(name) => {
             columns.insert(name.clone());
         }
         IrExpr::Measure(id) => {
             measures.insert(*id);
+        }
+        IrExpr::Rank(id) => {
+            rankings.insert(*id);
         }
         _ => {}
     });

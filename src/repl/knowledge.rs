@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use super::lexer::{Lexeme, Token, tokens};
 use crate::Session;
+use crate::check::POPULATION_FUNCTIONS;
 use crate::check::ir::{Aggregate, Function, ValueKind};
 use crate::syntax::KEYWORDS;
 
@@ -341,6 +342,8 @@ impl Knowledge {
         candidates.extend(self.events.keys().cloned());
         candidates.extend(Function::ALL.iter().map(|f| f.name().to_string()));
         candidates.extend(Aggregate::NAMES.iter().map(|a| a.to_string()));
+        candidates.extend(POPULATION_FUNCTIONS.iter().map(|f| f.to_string()));
+        candidates.push("top".to_string());
         candidates.extend(KEYWORDS.iter().map(|k| k.to_string()));
         candidates.sort();
         candidates.dedup();

@@ -143,6 +143,26 @@ pub enum ExprKind {
         expr: Box<Expr>,
         window: Window,
     },
+    /// `first purchased` (`last` when `last`): the time of the first (last) event of the
+    /// set, tested against the enclosing window.
+    Occurrence {
+        last: bool,
+        set: Box<Expr>,
+    },
+    /// `top 10 by ltv`, `top 5% by sum(purchased.amount)`.
+    Top {
+        amount: TopAmount,
+        by: Box<Expr>,
+    },
+}
+
+/// How many profiles `top` keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TopAmount {
+    /// `top 1000 by ...`
+    Count(i64),
+    /// `top 5% by ...`, in millionths (parts per million) of the ranked profiles.
+    Share(i64),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -246,7 +266,12 @@ pub enum Literal {
     Duration(Duration),
     /// Nanoseconds since the Unix epoch, UTC.
     Timestamp(i64),
+    /// `12.5%`, in millionths: `125000`. Exact, so `10%` of 1,000 profiles is 100.
+    Percent(i64),
 }
+
+/// Millionths in 100%.
+pub const PERCENT_SCALE: i64 = 1_000_000;
 
 /// A duration as written: `30d` is `{ amount: 30, unit: Day }`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -448,6 +448,49 @@ impl Builder {
                     span,
                 }
             }
+            Rule::occurrence => {
+                let mut last = false;
+                let mut set = None;
+                for part in pair.into_inner() {
+                    match part.as_rule() {
+                        Rule::kw_last => last = true,
+                        Rule::kw_first => {}
+                        _ => set = Some(self.expr(part)),
+                    }
+                }
+                Expr {
+                    kind: ExprKind::Occurrence {
+                        last,
+                        set: Box::new(set.unwrap_or_else(|| self.null_expr(span))),
+                    },
+                    span,
+                }
+            }
+            Rule::ranking => {
+                let errors_before = self.diagnostics.0.len();
+                let mut amount = TopAmount::Count(0);
+                let mut by = None;
+                for part in pair.into_inner() {
+                    match part.as_rule() {
+                        Rule::percent | Rule::number => {
+                            amount = match self.literal(part) {
+                                Literal::Percent(share) => TopAmount::Share(share),
+                                Literal::Int(n) => TopAmount::Count(n),
+                                _ => TopAmount::Count(0),
+                            }
+                        }
+                        Rule::additive => by = Some(self.expr(part)),
+                        _ => {}
+                    }
+                }
+                let by = Box::new(by.unwrap_or_else(|| self.null_expr(span)));
+                let kind = if self.diagnostics.0.len() > errors_before {
+                    ExprKind::Error
+                } else {
+                    ExprKind::Top { amount, by }
+                };
+                Expr { kind, span }
+            }
             Rule::in_segment => {
                 let name = pair
                     .into_inner()
@@ -572,7 +615,8 @@ impl Builder {
                     Some("!=") => BinaryOp::NotEq,
                     Some("<") => BinaryOp::Lt,
                     Some("<=") => BinaryOp::LtEq,
-                    Some(">") => BinaryOp::Gt,
+                    Some(">") | Some("after") => BinaryOp::Gt,
+                    Some("before") => BinaryOp::Lt,
                     _ => BinaryOp::GtEq,
                 };
                 ExprKind::Binary {
@@ -608,6 +652,44 @@ impl Builder {
                     expr: lhs,
                     quantifier,
                     set: Box::new(next_operand(self)),
+                }
+            }
+            Rule::frequency_tail => {
+                // `ES on at least N distinct days` is `active_days(ES) >= N`.
+                let mut count = 0;
+                let mut unit = "days";
+                for part in &parts {
+                    match part.as_rule() {
+                        Rule::number => {
+                            count = match self.literal(part.clone()) {
+                                Literal::Int(n) => n,
+                                _ => 0,
+                            }
+                        }
+                        Rule::calendar_unit => unit = part.as_str(),
+                        _ => {}
+                    }
+                }
+                let call = Expr {
+                    kind: ExprKind::Call {
+                        function: Ident {
+                            name: format!("active_{unit}"),
+                            span: lhs.span,
+                        },
+                        args: vec![Argument {
+                            distinct: None,
+                            expr: *lhs,
+                        }],
+                    },
+                    span,
+                };
+                ExprKind::Binary {
+                    op: BinaryOp::GtEq,
+                    lhs: Box::new(call),
+                    rhs: Box::new(Expr {
+                        kind: ExprKind::Literal(Literal::Int(count)),
+                        span,
+                    }),
                 }
             }
             Rule::is_null_tail => ExprKind::IsNull {
@@ -670,6 +752,14 @@ impl Builder {
                     span,
                     format!("integer `{text}` is too large"),
                     Some("integers range from -9223372036854775808 to 9223372036854775807; write a float such as `1e19` as `10000000000000000000.0`"),
+                ),
+            },
+            Rule::percent => match parse_millionths(text.trim_end_matches('%')) {
+                Some(share) => Literal::Percent(share),
+                None => self.bad_literal(
+                    span,
+                    format!("`{text}` is not a percentage SegQL can hold exactly"),
+                    Some("write a percentage with at most four decimals, such as `12.5%` or `0.0001%`"),
                 ),
             },
             Rule::timestamp => match parse_timestamp(text) {
@@ -791,6 +881,19 @@ fn token_end(pair: &Pair<Rule>) -> usize {
         end = code_end;
     }
     span.start() + end
+}
+
+/// `12.5` as millionths of 100: `125000` (a percentage's numeral). `None` with more than
+/// four decimals or beyond 64 bits.
+fn parse_millionths(numeral: &str) -> Option<i64> {
+    let (whole, fraction) = numeral.split_once('.').unwrap_or((numeral, ""));
+    if fraction.len() > 4 {
+        return None;
+    }
+    let padded = format!("{fraction:0<4}");
+    let whole: i64 = whole.parse().ok()?;
+    let fraction: i64 = padded.parse().ok()?;
+    whole.checked_mul(10_000)?.checked_add(fraction)
 }
 
 /// Nanoseconds since the epoch for `YYYY-MM-DD` or an RFC 3339 time (UTC if no offset).

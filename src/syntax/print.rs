@@ -91,6 +91,16 @@ pub fn expr(e: &Expr) -> String {
             Window::Range(start, end) => format!("{} within {} .. {}", p(expr), p(start), p(end)),
             Window::Since(start) => format!("{} since {}", p(expr), p(start)),
         },
+        ExprKind::Occurrence { last, set } => {
+            format!("{} {}", if *last { "last" } else { "first" }, expr(set))
+        }
+        ExprKind::Top { amount, by } => {
+            let amount = match amount {
+                TopAmount::Count(n) => n.to_string(),
+                TopAmount::Share(share) => percent(*share),
+            };
+            format!("top {amount} by {}", p(by))
+        }
     }
 }
 
@@ -120,6 +130,18 @@ fn literal(literal: &Literal) -> String {
         Literal::Null => "null".to_string(),
         Literal::Duration(d) => duration(d),
         Literal::Timestamp(ns) => timestamp(*ns),
+        Literal::Percent(share) => percent(*share),
+    }
+}
+
+/// Millionths as a percentage: `125000` is `12.5%`.
+fn percent(share: i64) -> String {
+    let (whole, fraction) = (share / 10_000, share % 10_000);
+    if fraction == 0 {
+        format!("{whole}%")
+    } else {
+        let digits = format!("{fraction:04}");
+        format!("{whole}.{}%", digits.trim_end_matches('0'))
     }
 }
 

@@ -22,6 +22,8 @@ pub enum S {
     Prefix(&'static str, Box<S>),
     Infix(Box<S>, &'static str, Box<S>),
     Call(&'static str, Vec<S>),
+    /// `[a, b, ...]`
+    List(Vec<S>),
     Suffix(Box<S>, String),
     Between(Box<S>, Box<S>, Box<S>),
     Window(Box<S>, Window),
@@ -210,7 +212,7 @@ fn aggregate(
             func,
             ev,
             filter: filter.map(Box::new),
-            column: (func != "count").then_some((ty, k)),
+            column: (func != "count" && !func.starts_with("active_")).then_some((ty, k)),
         })
         .boxed()
 }
@@ -230,6 +232,17 @@ fn leaves(context: Context, filter: Option<BoxedStrategy<S>>, definitions: bool)
         bool.push(set(filter));
         int.push(aggregate(vec!["count"], vec![Ty::Int], filter));
         int.push(aggregate(
+            vec!["active_days", "active_weeks", "active_months"],
+            vec![Ty::Int],
+            filter,
+        ));
+        // `first ES` and `last ES`: tested against the enclosing window (see `compose`).
+        bool.push(
+            (select(vec!["first", "last"]), set(filter))
+                .prop_map(|(edge, set)| S::Prefix(edge, Box::new(set)))
+                .boxed(),
+        );
+        int.push(aggregate(
             vec!["count", "count(distinct"],
             vec![Ty::Int, Ty::Str, Ty::Float, Ty::Ts],
             filter,
@@ -246,10 +259,28 @@ fn leaves(context: Context, filter: Option<BoxedStrategy<S>>, definitions: bool)
             filter,
         ));
         string.push(aggregate(
-            vec!["min", "max", "first", "last"],
+            vec!["min", "max", "first", "last", "mode"],
             vec![Ty::Str],
             filter,
         ));
+        int.push(aggregate(vec!["mode"], vec![Ty::Int], filter));
+        time.push(aggregate(vec!["mode"], vec![Ty::Ts], filter));
+        bool.push(
+            (
+                select(vec!["\"a\" in", "\"b\" not in", "\"\" in"]),
+                aggregate(vec!["distinct_list"], vec![Ty::Str], filter),
+            )
+                .prop_map(|(test, list)| S::Prefix(test, Box::new(list)))
+                .boxed(),
+        );
+        bool.push(
+            (
+                select(vec!["has any [1, 2]", "has all [0]", "has any [-1, 3]"]),
+                aggregate(vec!["distinct_list"], vec![Ty::Int], filter),
+            )
+                .prop_map(|(test, list)| S::Suffix(Box::new(list), test.to_string()))
+                .boxed(),
+        );
         time.push(aggregate(
             vec!["min", "max", "first", "last"],
             vec![Ty::Ts],
@@ -305,6 +336,7 @@ fn compose(p: &Level, context: Context) -> Level {
         infix(&number, COMPARISONS.to_vec(), &number),
         infix(&p.string, COMPARISONS.to_vec(), &p.string),
         infix(&p.time, COMPARISONS.to_vec(), &p.time),
+        infix(&p.time, vec!["before", "after"], &p.time),
         infix(&p.bool, vec!["=", "!="], &p.bool),
         (number.clone(), number.clone(), number.clone())
             .prop_map(|(x, lo, hi)| S::Between(Box::new(x), Box::new(lo), Box::new(hi)))
@@ -400,6 +432,41 @@ fn compose(p: &Level, context: Context) -> Level {
         call("coalesce", vec![p.time.clone(), p.time.clone()]),
     ];
     if context == Context::Profile {
+        // Population constructs: hash samples and rankings over every profile.
+        bool.push(
+            select(vec![
+                "sample(10%, seed = \"a\")",
+                "sample(50%)",
+                "sample(0.5%, seed = \"b\")",
+                "sample(100%, seed = \"all\")",
+            ])
+            .prop_map(text)
+            .boxed(),
+        );
+        for ordered in [&number, &p.string, &p.time] {
+            bool.push(
+                (
+                    select(vec!["top 1 by", "top 3 by", "top 10% by", "top 50% by"]),
+                    ordered.clone(),
+                )
+                    .prop_map(|(top, by)| S::Prefix(top, Box::new(by)))
+                    .boxed(),
+            );
+        }
+        float.push(call("percentile_rank", vec![number.clone()]));
+        bool.push(
+            (
+                p.bool.clone(),
+                select(vec![1, 3, 10]),
+                number.clone(),
+                number.clone(),
+            )
+                .prop_map(|(seed, n, a, b)| {
+                    let by = S::Infix(Box::new(text("by")), "=", Box::new(S::List(vec![a, b])));
+                    S::Call("lookalike", vec![seed, text(n.to_string()), by])
+                })
+                .boxed(),
+        );
         bool.push(
             (p.bool.clone(), window())
                 .prop_map(|(b, w)| S::Window(Box::new(b), w))
@@ -516,6 +583,10 @@ impl Render<'_> {
             S::Call(name, args) => {
                 let args: Vec<String> = args.iter().map(|a| self.render(a)).collect();
                 format!("{name}({})", args.join(", "))
+            }
+            S::List(items) => {
+                let items: Vec<String> = items.iter().map(|a| self.render(a)).collect();
+                format!("[{}]", items.join(", "))
             }
             S::Suffix(a, suffix) => {
                 format!("({} {})", self.render(a), self.tags(suffix))

@@ -7,8 +7,10 @@ use std::cmp::Ordering;
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Timelike};
+use md5::Digest;
 use segql::check::ir::{
-    Aggregate, BinaryOp, Function, IrExpr, Measure, Program, Quantifier, StringOp, TypedExpr, Value,
+    Aggregate, BinaryOp, CalendarUnit, Function, IrExpr, Measure, Program, Quantifier, RankKind,
+    Ranking, StringOp, TypedExpr, Value,
 };
 
 use super::world::{DAY, Table, V, World};
@@ -200,7 +202,156 @@ impl Reference<'_> {
                 .iter()
                 .find(|(_, condition)| self.eval(condition, row) == V::Bool(true))
                 .map_or(V::Null, |(label, _)| V::Str(label.clone())),
+            IrExpr::Sample {
+                seed, threshold, ..
+            } => {
+                let V::Int(key) = row.profile[0] else {
+                    panic!("profile keys are ints")
+                };
+                let digest = md5::Md5::digest(format!("{seed}:{key}").as_bytes());
+                let bucket = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
+                V::Bool(u64::from(bucket) < *threshold)
+            }
+            IrExpr::Rank(id) => self.rank(&self.program.rankings[*id], row),
         }
+    }
+
+    /// A ranking, the slow way: every profile's value, then this profile's place among them.
+    fn rank(&self, ranking: &Ranking, row: Row<'_>) -> V {
+        if let (RankKind::Lookalike(n), Some(seed)) = (ranking.kind, &ranking.seed) {
+            return self.lookalike(n, seed, &ranking.by, row);
+        }
+        let value = |profile: &[V]| {
+            self.eval(
+                &ranking.by,
+                Row {
+                    profile,
+                    event: None,
+                },
+            )
+        };
+        let mine = value(row.profile);
+        if mine == V::Null {
+            return match ranking.kind {
+                RankKind::PercentileRank => V::Null,
+                _ => V::Bool(false),
+            };
+        }
+        let others: Vec<(V, &V)> = self
+            .world
+            .profiles
+            .rows
+            .iter()
+            .map(|p| (value(p), &p[0]))
+            .filter(|(v, _)| *v != V::Null)
+            .collect();
+        let ranked = others.len() as i64;
+        // Profiles before this one: larger values, or equal values with smaller keys.
+        let ahead = others
+            .iter()
+            .filter(|(v, key)| match compare(v, &mine) {
+                Ordering::Greater => true,
+                Ordering::Equal => compare(key, &row.profile[0]) == Ordering::Less,
+                Ordering::Less => false,
+            })
+            .count() as i64;
+        match ranking.kind {
+            RankKind::Top(n) | RankKind::Lookalike(n) => V::Bool(ahead < n),
+            RankKind::TopShare(share) => {
+                let keep = (share * ranked + 999_999) / 1_000_000;
+                V::Bool(ahead < keep)
+            }
+            RankKind::PercentileRank => {
+                let smaller = others
+                    .iter()
+                    .filter(|(v, _)| compare(v, &mine) == Ordering::Less)
+                    .count();
+                if ranked == 1 {
+                    V::Float(0.0)
+                } else {
+                    V::Float(smaller as f64 / (ranked - 1) as f64)
+                }
+            }
+        }
+    }
+
+    /// A lookalike from its definition in docs/language.md: z-scores over the profiles
+    /// with a value, the seed members' mean z-scores, then the nearest non-members.
+    fn lookalike(&self, n: i64, seed: &TypedExpr, features: &TypedExpr, row: Row<'_>) -> V {
+        let IrExpr::List(features) = &features.kind else {
+            panic!("lookalike features are a list")
+        };
+        let profiles = &self.world.profiles.rows;
+        let at = |profile: &[V], e: &TypedExpr| {
+            self.eval(
+                e,
+                Row {
+                    profile,
+                    event: None,
+                },
+            )
+        };
+        let values: Vec<Vec<Option<f64>>> = profiles
+            .iter()
+            .map(|p| {
+                features
+                    .iter()
+                    .map(|f| match at(p, f) {
+                        V::Null => None,
+                        v => Some(as_float(&v)),
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut z = values.clone();
+        for i in 0..features.len() {
+            let present: Vec<f64> = values.iter().filter_map(|v| v[i]).collect();
+            let mean = present.iter().sum::<f64>() / present.len() as f64;
+            let sd = (present.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>()
+                / present.len() as f64)
+                .sqrt();
+            for row in &mut z {
+                row[i] = row[i].map(|x| if sd == 0.0 { 0.0 } else { (x - mean) / sd });
+            }
+        }
+        let seeds: Vec<bool> = profiles
+            .iter()
+            .map(|p| at(p, seed) == V::Bool(true))
+            .collect();
+        let mut centroid = Vec::new();
+        for i in 0..features.len() {
+            let member: Vec<f64> = z
+                .iter()
+                .zip(&seeds)
+                .filter(|(_, s)| **s)
+                .filter_map(|(row, _)| row[i])
+                .collect();
+            if member.is_empty() {
+                return V::Bool(false);
+            }
+            centroid.push(member.iter().sum::<f64>() / member.len() as f64);
+        }
+        let distance = |row: &[Option<f64>]| -> Option<f64> {
+            let mut sum = 0.0;
+            for (x, c) in row.iter().zip(&centroid) {
+                sum += (x.as_ref()? - c) * (x.as_ref()? - c);
+            }
+            Some(sum.sqrt())
+        };
+        let mut ranked: Vec<(f64, &V)> = profiles
+            .iter()
+            .zip(&z)
+            .zip(&seeds)
+            .filter(|(_, s)| !**s)
+            .filter_map(|((p, row), _)| Some((distance(row)?, &p[0])))
+            .collect();
+        ranked.sort_by(|a, b| a.0.total_cmp(&b.0).then(compare(a.1, b.1)));
+        V::Bool(
+            ranked
+                .iter()
+                .take(n as usize)
+                .any(|(_, key)| **key == row.profile[0]),
+        )
     }
 
     fn binary(&self, op: BinaryOp, a: V, b: impl FnOnce() -> V) -> V {
@@ -368,6 +519,50 @@ impl Reference<'_> {
                 } else {
                     V::Float(values().map(as_float).sum::<f64>() / n as f64)
                 }
+            }
+            Aggregate::Active(unit) => {
+                // Distinct calendar units of UTC: days, Monday-based weeks, months.
+                let mut units: Vec<(i32, u32, u32)> = events
+                    .iter()
+                    .map(|(time, _)| {
+                        let day = DateTime::from_timestamp_nanos(*time).date_naive();
+                        match unit {
+                            CalendarUnit::Day => (day.year(), day.month(), day.day()),
+                            CalendarUnit::Week => {
+                                let monday = day
+                                    - Duration::days(i64::from(
+                                        day.weekday().num_days_from_monday(),
+                                    ));
+                                (monday.year(), monday.month(), monday.day())
+                            }
+                            CalendarUnit::Month => (day.year(), day.month(), 1),
+                        }
+                    })
+                    .collect();
+                units.sort();
+                units.dedup();
+                V::Int(units.len() as i64)
+            }
+            Aggregate::Mode | Aggregate::DistinctList => {
+                // The distinct values in ascending order, each with its number of events.
+                let mut sorted: Vec<&V> = values().collect();
+                sorted.sort_by(|a, b| compare(a, b));
+                let mut tally: Vec<(&V, usize)> = Vec::new();
+                for v in sorted {
+                    match tally.last_mut() {
+                        Some((last, n)) if compare(last, v) == Ordering::Equal => *n += 1,
+                        _ => tally.push((v, 1)),
+                    }
+                }
+                if measure.aggregate == Aggregate::DistinctList {
+                    return V::List(tally.into_iter().map(|(v, _)| v.clone()).collect());
+                }
+                // The first of the most frequent: ascending order breaks ties.
+                let most = tally.iter().map(|(_, n)| *n).max();
+                tally
+                    .into_iter()
+                    .find(|(_, n)| Some(*n) == most)
+                    .map_or(V::Null, |(v, _)| v.clone())
             }
             Aggregate::Min => values()
                 .min_by(|a, b| compare(a, b))
