@@ -878,7 +878,7 @@ async fn lookalikes_match_sql() {
          ), centroid AS (
            SELECT avg(z0) AS c0, avg(z1) AS c1 FROM standardized WHERE seed
          ), distances AS (
-           SELECT customer_id, sqrt((z0 - c0) * (z0 - c0) + (z1 - c1) * (z1 - c1)) AS d
+           SELECT customer_id, round(sqrt((z0 - c0) * (z0 - c0) + (z1 - c1) * (z1 - c1)), 9) AS d
            FROM standardized CROSS JOIN centroid
            WHERE NOT seed
          )
@@ -942,11 +942,58 @@ async fn frequency_and_occurrences_match_sql() {
         ),
     )
     .await;
+    // Periods counted back from now: period 0 is [now - 30d, now], period k the 30 days
+    // before period k - 1.
+    let period = |days: u32, k: u32| {
+        format!(
+            "WHEN e.ts >= {NOW} - INTERVAL '{} days' THEN {k}",
+            days * (k + 1)
+        )
+    };
+    h.same(
+        "purchased in 3 of the last 4 months",
+        &format!(
+            "{} >= 3",
+            per_customer(
+                &format!(
+                    "count(DISTINCT CASE {} {} {} ELSE 3 END)",
+                    period(30, 0),
+                    period(30, 1),
+                    period(30, 2)
+                ),
+                "purchased",
+                &since(120)
+            )
+        ),
+    )
+    .await;
+    h.same(
+        r#"viewed(category = "books") in 2 of the last 3 weeks"#,
+        &format!(
+            "{} >= 2",
+            per_customer(
+                &format!(
+                    "count(DISTINCT CASE {} {} ELSE 2 END)",
+                    period(7, 0),
+                    period(7, 1)
+                ),
+                "viewed",
+                &format!("e.category = 'books' AND {}", since(21))
+            )
+        ),
+    )
+    .await;
     // `first ES within D`: the first event ever falls in the window (new customers).
     let first = per_customer("min(e.ts)", "purchased", "true");
     h.same(
         "first purchased within 60d",
         &format!("{first} >= {NOW} - INTERVAL '60 days'"),
+    )
+    .await;
+    // Two-valued, as event sets are: false, not null, for customers without purchases.
+    h.same(
+        "not (first purchased within 60d)",
+        &format!("NOT COALESCE({first} >= {NOW} - INTERVAL '60 days', false)"),
     )
     .await;
     let last = per_customer("max(e.ts)", "purchased", "true");

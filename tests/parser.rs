@@ -195,6 +195,15 @@ fn frequency_occurrence_and_time_order_sugar() {
     assert_eq!(parse("first(x) > last"), "(first(x) > last)");
     assert_eq!(parse("on + at - least"), "((on + at) - least)");
     assert_eq!(parse("before = after"), "(before = after)");
+    assert_eq!(
+        parse("purchased in 3 of the last 4 months"),
+        "((active_periods(purchased, 1mo) >= 3) within 4mo)"
+    );
+    assert_eq!(
+        parse("viewed in 1 of the last 2 week and x"),
+        "(((active_periods(viewed, 1w) >= 1) within 2w) and x)"
+    );
+    assert_eq!(parse("x in [1, 2]"), "(x in [1, 2])");
 }
 
 #[test]

@@ -57,6 +57,9 @@ pub fn measure(measure: &Measure) -> String {
         (Aggregate::Exists, _) => format!("exists({})", measure.event),
         (Aggregate::Count, _) => format!("count({})", measure.event),
         (Aggregate::CountDistinct, Some(c)) => format!("count(distinct {}.{c})", measure.event),
+        (Aggregate::ActivePeriods(period), _) => {
+            format!("active_periods({}, {})", measure.event, duration(*period))
+        }
         (aggregate, Some(c)) => format!("{}({}.{c})", aggregate.name(), measure.event),
         (aggregate, None) => format!("{}({})", aggregate.name(), measure.event),
     };

@@ -347,6 +347,20 @@ pub enum Aggregate {
     /// `active_days(ES)`, `active_weeks(ES)`, `active_months(ES)`: on how many distinct
     /// calendar days (weeks, months) of UTC there were events.
     Active(CalendarUnit),
+    /// `active_periods(ES, P)`: how many of the periods of length P (nanoseconds) counted
+    /// back from now hold an event. Period 0 is `[now - P, now]`, period k (k ≥ 1)
+    /// `[now - (k+1)P, now - kP)`.
+    ActivePeriods(i64),
+}
+
+/// The period an event at `time` falls in for `active_periods` at `now` (see
+/// [`Aggregate::ActivePeriods`]): `(now - 1 - time) / period`, rounded toward zero.
+pub fn period_index(now: i64, time: i64, period: i64) -> i64 {
+    (i128::from(now) - 1 - i128::from(time))
+        .checked_div(i128::from(period.max(1)))
+        .map_or(0, |k| {
+            k.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+        })
 }
 
 /// A calendar unit of UTC, as `date_trunc` names it.
@@ -386,6 +400,7 @@ impl Aggregate {
             Aggregate::Active(CalendarUnit::Day) => "active_days",
             Aggregate::Active(CalendarUnit::Week) => "active_weeks",
             Aggregate::Active(CalendarUnit::Month) => "active_months",
+            Aggregate::ActivePeriods(_) => "active_periods",
         }
     }
 
@@ -403,11 +418,13 @@ impl Aggregate {
             "active_days" => Aggregate::Active(CalendarUnit::Day),
             "active_weeks" => Aggregate::Active(CalendarUnit::Week),
             "active_months" => Aggregate::Active(CalendarUnit::Month),
+            // The period is its second argument, which the checker reads.
+            "active_periods" => Aggregate::ActivePeriods(0),
             _ => return None,
         })
     }
 
-    pub const NAMES: [&'static str; 12] = [
+    pub const NAMES: [&'static str; 13] = [
         "count",
         "sum",
         "avg",
@@ -420,6 +437,7 @@ impl Aggregate {
         "active_days",
         "active_weeks",
         "active_months",
+        "active_periods",
     ];
 
     /// Whether the aggregate has a pass of its own over (key, value) pairs.
@@ -430,6 +448,7 @@ impl Aggregate {
                 | Aggregate::Mode
                 | Aggregate::DistinctList
                 | Aggregate::Active(_)
+                | Aggregate::ActivePeriods(_)
         )
     }
 }

@@ -1212,6 +1212,9 @@ impl<'a> Checker<'a> {
                 None => Self::error_expr(span),
             };
         }
+        if name == "active_periods" && ctx.event.is_none() {
+            return self.active_periods(function, args, span, ctx);
+        }
         if let Some(aggregate) = Aggregate::from_name(name) {
             if let Some(event) = ctx.event {
                 self.report(

@@ -167,7 +167,8 @@ impl<'a> Checker<'a> {
             Aggregate::Count
             | Aggregate::CountValues
             | Aggregate::CountDistinct
-            | Aggregate::Active(_) => Type::Int,
+            | Aggregate::Active(_)
+            | Aggregate::ActivePeriods(_) => Type::Int,
             Aggregate::Sum if column_type == Type::Int => Type::Int,
             Aggregate::Sum | Aggregate::Avg => Type::Float,
             Aggregate::Min
@@ -276,8 +277,8 @@ impl<'a> Checker<'a> {
                 );
                 return Self::error_expr(span);
             }
-            (Aggregate::Active(_), None, None) => aggregate,
-            (Aggregate::Active(_), Some(_), _) => {
+            (Aggregate::Active(_) | Aggregate::ActivePeriods(_), None, None) => aggregate,
+            (Aggregate::Active(_) | Aggregate::ActivePeriods(_), Some(_), _) => {
                 self.report(
                     Diagnostic::error(
                         "E0204",
@@ -349,6 +350,54 @@ impl<'a> Checker<'a> {
             }
         }
         self.measure_for_event_set(&event, filter, span, ctx, aggregate, column)
+    }
+
+    /// `active_periods(ES, DURATION)`: the period is a positive duration literal.
+    pub(super) fn active_periods(
+        &mut self,
+        function: &ast::Ident,
+        args: &[ast::Argument],
+        span: Span,
+        ctx: &Ctx<'a>,
+    ) -> TypedExpr {
+        let usage = aggregate_usage(Aggregate::ActivePeriods(0), "purchased");
+        let [set, period] = args else {
+            self.report(
+                Diagnostic::error(
+                    "E0205",
+                    format!(
+                        "`active_periods` takes an event set and a period, found {} arguments",
+                        args.len()
+                    ),
+                )
+                .with_label(span, "wrong number of arguments")
+                .with_help(usage),
+            );
+            return Self::error_expr(span);
+        };
+        let nanoseconds = match &period.expr.kind {
+            ExprKind::Literal(ast::Literal::Duration(d)) => d.nanoseconds().filter(|n| *n > 0),
+            ExprKind::Error => return Self::error_expr(span),
+            _ => None,
+        };
+        let Some(nanoseconds) = nanoseconds else {
+            self.report(
+                Diagnostic::error(
+                    "E0204",
+                    "the period of `active_periods` must be a positive duration such as `30d`",
+                )
+                .with_label(period.expr.span, "not a positive duration")
+                .with_help(usage),
+            );
+            return Self::error_expr(span);
+        };
+        self.aggregate(
+            Aggregate::ActivePeriods(nanoseconds),
+            function,
+            std::slice::from_ref(set),
+            span,
+            ctx,
+        )
     }
 
     /// `first ES` / `last ES`: the time of the set's first (last) event over all history,
@@ -435,6 +484,8 @@ impl<'a> Checker<'a> {
                 Type::Bool,
             )
         };
+        // "There is such an event" first, so the condition is false, never null, for a
+        // profile without one: `not (first purchased within 7d)` holds for it.
         let mut tests = vec![typed(
             IrExpr::IsNull {
                 expr: Box::new(time_value.clone()),
@@ -640,6 +691,9 @@ fn aggregate_usage(aggregate: Aggregate, event: &str) -> String {
         Aggregate::Active(_) => format!(
             "write `{}({event})`: the number of distinct days (weeks, months) with an event",
             aggregate.name()
+        ),
+        Aggregate::ActivePeriods(_) => format!(
+            "write `active_periods({event}, 30d)`: how many 30-day periods back from now have an event"
         ),
         Aggregate::Count
         | Aggregate::CountValues

@@ -49,7 +49,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{CatalogSchema, TableSchema};
-use crate::check::ir::{IrExpr, Program, TimePoint, Type, TypedExpr};
+use crate::check::ir::{Aggregate, IrExpr, Program, TimePoint, Type, TypedExpr};
 use crate::diagnostic::Diagnostic;
 use eval::{Evaluation, Names, Node};
 use schedule::Schedule;
@@ -330,7 +330,10 @@ impl Membership {
                 .is_some_and(Node::depends_on_more_than_the_event)
             {
                 Shape::Rechecked
-            } else if relative(measure.window.start) || relative(measure.window.end) {
+            } else if relative(measure.window.start)
+                || relative(measure.window.end)
+                || matches!(measure.aggregate, Aggregate::ActivePeriods(_))
+            {
                 Shape::Windowed
             } else {
                 Shape::Running

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::eval::{Evaluation, Node, truncate};
 use super::value::{Datum, DistinctKey};
-use crate::check::ir::{Aggregate, TimePoint};
+use crate::check::ir::{Aggregate, TimePoint, period_index};
 
 /// A measure compiled for the interpreter.
 #[derive(Debug, Clone)]
@@ -81,6 +81,16 @@ impl MeasurePlan {
             // Counted once time < now + offset.
             consider(time.saturating_sub(offset).saturating_add(1));
         }
+        if let Aggregate::ActivePeriods(period) = self.aggregate
+            && time <= now
+        {
+            // The event moves to the next period back from now.
+            let k = period_index(now, time, period);
+            consider(
+                time.saturating_add(period.saturating_mul(k.saturating_add(1)))
+                    .saturating_add(1),
+            );
+        }
         next
     }
 }
@@ -126,6 +136,8 @@ impl MeasureState {
                 Aggregate::Min | Aggregate::Max => Running::Extreme(Datum::Null),
                 Aggregate::First | Aggregate::Last => Running::Edge(None),
                 Aggregate::Mode | Aggregate::DistinctList => Running::Tally(HashMap::new()),
+                // Its value moves with the clock: the engine keeps it windowed.
+                Aggregate::ActivePeriods(_) => Running::Count(0),
             }),
             Shape::Windowed => MeasureState::Windowed(VecDeque::new()),
             Shape::Rechecked => MeasureState::Rechecked(VecDeque::new()),
@@ -196,7 +208,7 @@ impl MeasureState {
                     .iter()
                     .filter(|(time, _)| plan.in_window(*time, now))
                     .map(|(time, value)| (*time, value));
-                aggregate(plan, counted)
+                aggregate(plan, counted, now)
             }
             MeasureState::Rechecked(rows) => {
                 if let Some(start) = start {
@@ -224,7 +236,7 @@ impl MeasureState {
                     }
                     values.push((*time, measure_value(plan, *time, row)));
                 }
-                aggregate(plan, values.iter().map(|(time, value)| (*time, value)))
+                aggregate(plan, values.iter().map(|(time, value)| (*time, value)), now)
             }
         }
     }
@@ -375,12 +387,20 @@ fn better_tie(first: bool, candidate: &Datum, current: &Datum) -> bool {
 fn aggregate<'a>(
     plan: &MeasurePlan,
     events: impl Iterator<Item = (i64, &'a Datum)> + Clone,
+    now: i64,
 ) -> Datum {
     let values = || events.clone().map(|(_, v)| v).filter(|v| !v.is_null());
     match plan.aggregate {
         Aggregate::Exists => Datum::Bool(events.clone().next().is_some()),
         Aggregate::Count => Datum::Int(events.clone().count() as i64),
         Aggregate::CountValues => Datum::Int(values().count() as i64),
+        Aggregate::ActivePeriods(period) => Datum::Int(
+            events
+                .clone()
+                .map(|(time, _)| period_index(now, time, period))
+                .collect::<HashSet<_>>()
+                .len() as i64,
+        ),
         Aggregate::CountDistinct | Aggregate::Active(_) => Datum::Int(
             values()
                 .map(Datum::distinct_key)

@@ -62,6 +62,7 @@ fn evaluate(expr: &TypedExpr, absent: &[usize], program: &Program) -> Abstract {
                 | Aggregate::CountValues
                 | Aggregate::CountDistinct
                 | Aggregate::Active(_)
+                | Aggregate::ActivePeriods(_)
                 | Aggregate::Sum => Number(0.0),
                 Aggregate::Avg
                 | Aggregate::Min

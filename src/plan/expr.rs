@@ -186,7 +186,8 @@ fn lower(expr: &TypedExpr, as_of: i64, scope: Scope<'_>, portable: bool) -> Resu
                 Aggregate::Count
                 | Aggregate::CountValues
                 | Aggregate::CountDistinct
-                | Aggregate::Active(_) => coalesce(vec![column, lit(0i64)]),
+                | Aggregate::Active(_)
+                | Aggregate::ActivePeriods(_) => coalesce(vec![column, lit(0i64)]),
                 Aggregate::Sum if measure.ty == Type::Int => coalesce(vec![column, lit(0i64)]),
                 Aggregate::Sum => coalesce(vec![column, lit(0.0f64)]),
                 // No events: the empty list.

@@ -20,7 +20,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::common::{Column, ScalarValue};
 use datafusion::datasource::provider_as_source;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::functions::expr_fn::{date_trunc, sqrt};
+use datafusion::functions::expr_fn::{ceil, date_part, date_trunc, round, sqrt};
 use datafusion::functions_aggregate::average::avg_udaf;
 use datafusion::functions_aggregate::count::count_udaf;
 use datafusion::functions_aggregate::expr_fn::{array_agg, avg, count, first_value, max, min, sum};
@@ -555,7 +555,9 @@ impl<'a> Planner<'a> {
         plan = plan.project(vec![
             col("__key"),
             col("__seed"),
-            sqrt(squares).alias("__distance"),
+            // Rounded, so distances equal but for the rounding of the statistics (computed in
+            // another order on another engine) tie, and the tie goes to the smaller key.
+            round(vec![sqrt(squares), lit(DISTANCE_DECIMALS)]).alias("__distance"),
         ])?;
         // Non-members with a distance are ranked, nearest first; the others are in a
         // partition whose count of ranked profiles is 0.
@@ -748,12 +750,19 @@ impl<'a> Planner<'a> {
                 lit(unit.name()),
                 col(Column::from_name(table.time.clone().unwrap_or_default())),
             ),
+            // The period counted back from now each event falls in.
+            (Aggregate::ActivePeriods(period), _) => self.period_index(
+                col(Column::from_name(table.time.clone().unwrap_or_default())),
+                period,
+            )?,
             (_, column) => col(Column::from_name(column.clone().unwrap_or_default())),
         };
         // Each profile's distinct values (a distinct count skips the null group itself),
         // with how often each occurs where the mode needs it.
         let (events, occurrences) = match measure.aggregate {
-            Aggregate::CountDistinct | Aggregate::Active(_) => (events, vec![]),
+            Aggregate::CountDistinct | Aggregate::Active(_) | Aggregate::ActivePeriods(_) => {
+                (events, vec![])
+            }
             Aggregate::Mode => (
                 events.filter(value.clone().is_not_null())?,
                 vec![count(lit(1i64)).alias("__occurrences")],
@@ -800,6 +809,21 @@ impl<'a> Planner<'a> {
             )?
             .alias(alias)?
             .build()
+    }
+
+    /// [`period_index`] of the normalized time column `time`: exact nanoseconds in
+    /// DataFusion; in SQL for other engines `max(ceil((now - t) / P) - 1, 0)` over epoch
+    /// seconds, which is the same period for times stored to the microsecond.
+    fn period_index(&self, time: Expr, period: i64) -> Result<Expr> {
+        if !self.portable {
+            let nanoseconds = cast(time, DataType::Int64);
+            return Ok((lit(self.as_of.saturating_sub(1)) - nanoseconds) / lit(period));
+        }
+        let seconds = |ns: i64| lit(ns as f64 / 1e9);
+        let elapsed = seconds(self.as_of) - date_part(lit("epoch"), time);
+        let index = cast(ceil(elapsed / seconds(period)), DataType::Int64) - lit(1i64);
+        // A CASE rather than `greatest`, which SQLite lacks.
+        when(index.clone().lt(lit(0i64)), lit(0i64)).otherwise(index)
     }
 
     /// The events one measure aggregates, for a pass of its own: its window and filter are
@@ -941,7 +965,8 @@ impl<'a> Planner<'a> {
             Aggregate::CountDistinct
             | Aggregate::Mode
             | Aggregate::DistinctList
-            | Aggregate::Active(_) => {
+            | Aggregate::Active(_)
+            | Aggregate::ActivePeriods(_) => {
                 return Err(DataFusionError::Internal(
                     "an aggregate over distinct values has a pass of its own".into(),
                 ));
@@ -982,6 +1007,9 @@ impl<'a> Planner<'a> {
         }
     }
 }
+
+/// The decimals a lookalike's distances are compared at.
+pub const DISTANCE_DECIMALS: i64 = 9;
 
 /// A window frame over the whole partition, whatever its order.
 fn whole_partition() -> WindowFrame {

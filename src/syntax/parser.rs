@@ -692,6 +692,61 @@ impl Builder {
                     }),
                 }
             }
+            Rule::periods_tail => {
+                // `ES in N of the last M UNITs` is
+                // `active_periods(ES, 1UNIT) >= N within MUNIT`.
+                let mut numbers = Vec::new();
+                let mut unit = DurationUnit::Month;
+                for part in &parts {
+                    match part.as_rule() {
+                        Rule::number => numbers.push(match self.literal(part.clone()) {
+                            Literal::Int(n) => n,
+                            _ => 0,
+                        }),
+                        Rule::period_unit => unit = period_unit(part.as_str()),
+                        _ => {}
+                    }
+                }
+                let (count, periods) = (numbers.first().copied(), numbers.get(1).copied());
+                let duration = |amount: i64| Expr {
+                    kind: ExprKind::Literal(Literal::Duration(Duration { amount, unit })),
+                    span,
+                };
+                let call = Expr {
+                    kind: ExprKind::Call {
+                        function: Ident {
+                            name: "active_periods".into(),
+                            span: lhs.span,
+                        },
+                        args: vec![
+                            Argument {
+                                distinct: None,
+                                expr: *lhs,
+                            },
+                            Argument {
+                                distinct: None,
+                                expr: duration(1),
+                            },
+                        ],
+                    },
+                    span,
+                };
+                let at_least = Expr {
+                    kind: ExprKind::Binary {
+                        op: BinaryOp::GtEq,
+                        lhs: Box::new(call),
+                        rhs: Box::new(Expr {
+                            kind: ExprKind::Literal(Literal::Int(count.unwrap_or(0))),
+                            span,
+                        }),
+                    },
+                    span,
+                };
+                ExprKind::Window {
+                    expr: Box::new(at_least),
+                    window: Window::Within(Box::new(duration(periods.unwrap_or(0)))),
+                }
+            }
             Rule::is_null_tail => ExprKind::IsNull {
                 expr: lhs,
                 negated: parts.iter().any(|p| p.as_rule() == Rule::kw_not),
@@ -914,4 +969,15 @@ pub fn parse_timestamp(text: &str) -> Option<i64> {
             .and_utc()
     };
     datetime.timestamp_nanos_opt()
+}
+
+/// The duration unit a period is named by, singular or plural: `months` is `mo`.
+fn period_unit(word: &str) -> DurationUnit {
+    match word.trim_end_matches('s') {
+        "hour" => DurationUnit::Hour,
+        "day" => DurationUnit::Day,
+        "week" => DurationUnit::Week,
+        "year" => DurationUnit::Year,
+        _ => DurationUnit::Month,
+    }
 }

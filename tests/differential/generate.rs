@@ -236,6 +236,18 @@ fn leaves(context: Context, filter: Option<BoxedStrategy<S>>, definitions: bool)
             vec![Ty::Int],
             filter,
         ));
+        bool.push(
+            (
+                set(filter),
+                select(vec![
+                    "in 1 of the last 2 days",
+                    "in 2 of the last 3 weeks",
+                    "in 2 of the last 4 months",
+                ]),
+            )
+                .prop_map(|(set, periods)| S::Suffix(Box::new(set), periods.to_string()))
+                .boxed(),
+        );
         // `first ES` and `last ES`: tested against the enclosing window (see `compose`).
         bool.push(
             (select(vec!["first", "last"]), set(filter))

@@ -4,7 +4,8 @@
 //! segment file, and the keys on which the two disagree.
 //!
 //! `PROPTEST_CASES=20000 SEGQL_DIFFERENTIAL_SEED=random cargo test --test differential`
-//! runs more, and other, cases than CI does.
+//! runs more, and other, cases than CI does. `SEGQL_DIFFERENTIAL_SHRINK=0` reports a
+//! failure at once instead of minimizing it first (which can take minutes).
 
 mod generate;
 mod reference;
@@ -120,6 +121,7 @@ fn agree(runtime: &tokio::runtime::Runtime, fixture: &Fixture, source: &str) -> 
         world: &fixture.world,
         program,
         as_of: fixture.world.as_of,
+        rankings: Default::default(),
     };
     let condition = |name: &str| {
         &program
@@ -221,6 +223,10 @@ fn plans_agree_with_the_reference_evaluator() {
         cases: cases(),
         rng_seed: seed(),
         failure_persistence: None,
+        max_shrink_iters: std::env::var("SEGQL_DIFFERENTIAL_SHRINK")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(Config::default().max_shrink_iters),
         ..Config::default()
     });
     let result = runner.run(&(0..fixtures.len(), case()), |(w, case)| {

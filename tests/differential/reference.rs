@@ -3,8 +3,9 @@
 //! loop, every expression is evaluated on values, and every measure by scanning all the
 //! rows of its event table.
 
+use std::cell::RefCell;
 use std::cmp::Ordering;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Timelike};
 use md5::Digest;
@@ -19,6 +20,9 @@ pub struct Reference<'w> {
     pub world: &'w World,
     pub program: &'w Program,
     pub as_of: i64,
+    /// Each ranking's value per profile key, once computed: a ranking nested in another
+    /// would otherwise be recomputed for every profile the outer one looks at.
+    pub rankings: RefCell<HashMap<(usize, i64), V>>,
 }
 
 /// Where column references point while evaluating.
@@ -212,7 +216,17 @@ impl Reference<'_> {
                 let bucket = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
                 V::Bool(u64::from(bucket) < *threshold)
             }
-            IrExpr::Rank(id) => self.rank(&self.program.rankings[*id], row),
+            IrExpr::Rank(id) => {
+                let V::Int(key) = row.profile[0] else {
+                    panic!("profile keys are ints")
+                };
+                if let Some(known) = self.rankings.borrow().get(&(*id, key)) {
+                    return known.clone();
+                }
+                let value = self.rank(&self.program.rankings[*id], row);
+                self.rankings.borrow_mut().insert((*id, key), value.clone());
+                value
+            }
         }
     }
 
@@ -336,7 +350,8 @@ impl Reference<'_> {
             for (x, c) in row.iter().zip(&centroid) {
                 sum += (x.as_ref()? - c) * (x.as_ref()? - c);
             }
-            Some(sum.sqrt())
+            // Compared at nine decimals, as the reference defines.
+            Some((sum.sqrt() * 1e9).round() / 1e9)
         };
         let mut ranked: Vec<(f64, &V)> = profiles
             .iter()
@@ -519,6 +534,23 @@ impl Reference<'_> {
                 } else {
                     V::Float(values().map(as_float).sum::<f64>() / n as f64)
                 }
+            }
+            Aggregate::ActivePeriods(period) => {
+                // Period 0 is [now - P, now]; period k >= 1 is [now - (k+1)P, now - kP).
+                let mut periods: Vec<i64> = events
+                    .iter()
+                    .map(|(time, _)| {
+                        let elapsed = self.as_of - time;
+                        if elapsed <= period {
+                            0
+                        } else {
+                            (elapsed + period - 1) / period - 1
+                        }
+                    })
+                    .collect();
+                periods.sort();
+                periods.dedup();
+                V::Int(periods.len() as i64)
             }
             Aggregate::Active(unit) => {
                 // Distinct calendar units of UTC: days, Monday-based weeks, months.
