@@ -32,7 +32,13 @@ pub async fn why(session: &Session, segment: &str, key: &str) -> Result<String, 
     let key_expr = key_literal(session, key).map_err(report)?;
 
     let mut nodes = Vec::new();
-    collect(&checked.condition, 0, session.sources(), &mut nodes);
+    collect(
+        &checked.condition,
+        0,
+        session.program(),
+        session.sources(),
+        &mut nodes,
+    );
     let columns: Vec<OutputColumn> = nodes
         .iter()
         .enumerate()
@@ -152,8 +158,15 @@ fn key_literal(session: &Session, key: &str) -> Result<Expr, Diagnostic> {
 }
 
 /// Pre-order nodes worth showing: conditions, values and measures; literals are shown
-/// in their parent's label.
-fn collect<'e>(expr: &'e TypedExpr, depth: usize, sources: &SourceMap, out: &mut Vec<Node<'e>>) {
+/// in their parent's label. A ranking shows the value it orders by (a lookalike, its seed
+/// and features).
+fn collect<'e>(
+    expr: &'e TypedExpr,
+    depth: usize,
+    program: &'e Program,
+    sources: &SourceMap,
+    out: &mut Vec<Node<'e>>,
+) {
     let label = match &expr.kind {
         IrExpr::IsTrue(_) => format!("{} (segment)", source_text(expr, sources)),
         IrExpr::Stage { .. } => format!("{} (stage)", source_text(expr, sources)),
@@ -165,7 +178,7 @@ fn collect<'e>(expr: &'e TypedExpr, depth: usize, sources: &SourceMap, out: &mut
             e.kind,
             IrExpr::Literal(_) | IrExpr::RelativeTime(_) | IrExpr::List(_)
         ) {
-            collect(e, depth + 1, sources, out);
+            collect(e, depth + 1, program, sources, out);
         }
     };
     match &expr.kind {
@@ -190,6 +203,16 @@ fn collect<'e>(expr: &'e TypedExpr, depth: usize, sources: &SourceMap, out: &mut
         IrExpr::StringTest { expr, .. } => child(expr, out),
         IrExpr::Function { args, .. } => args.iter().for_each(|a| child(a, out)),
         IrExpr::Stage { arms } => arms.iter().for_each(|(_, c)| child(c, out)),
+        IrExpr::Rank(id) => {
+            let ranking = &program.rankings[*id];
+            if let Some(seed) = &ranking.seed {
+                child(seed, out);
+            }
+            match &ranking.by.kind {
+                IrExpr::List(features) => features.iter().for_each(|f| child(f, out)),
+                _ => child(&ranking.by, out),
+            }
+        }
         _ => {}
     }
 }

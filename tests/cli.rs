@@ -540,6 +540,48 @@ fn why_explains_a_member_and_a_non_member() {
 }
 
 #[test]
+fn why_shows_the_value_a_ranking_orders_by() {
+    let rankings = "tests/sql/rankings.seg";
+    let catalog = "examples/shop/segql.toml";
+    let run = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--catalog", catalog]);
+        segql(&all)
+    };
+    let members = stdout(&run(&["run", rankings, "--segment", "top_spenders_year"]));
+    let member = members.lines().nth(1).expect("a member").to_string();
+    let output = run(&[
+        "why",
+        rankings,
+        "--segment",
+        "top_spenders_year",
+        "--key",
+        &member,
+    ]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains("✓ top 50 by sum(purchased.amount)")
+            && text.contains("= sum(purchased.amount)  → "),
+        "{text}"
+    );
+    let output = run(&[
+        "why",
+        rankings,
+        "--segment",
+        "income_lookalikes",
+        "--key",
+        &member,
+    ]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains("income > 80000") && text.contains("= age  → "),
+        "{text}"
+    );
+}
+
+#[test]
 fn repl_runs_a_script_from_standard_input() {
     use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_segql"))
