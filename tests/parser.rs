@@ -204,6 +204,15 @@ fn frequency_occurrence_and_time_order_sugar() {
         "(((active_periods(viewed, 1w) >= 1) within 2w) and x)"
     );
     assert_eq!(parse("x in [1, 2]"), "(x in [1, 2])");
+    // Counts are whole numbers.
+    for fraction in [
+        "purchased on at least 2.5 distinct days",
+        "purchased in 1.5 of the last 4 months",
+        "top 2.5 by ltv",
+    ] {
+        let error = parse_expression(fraction, 0).expect_err(fraction);
+        assert_eq!(error.0[0].code, "E0002", "{fraction}: {:?}", error.0);
+    }
 }
 
 #[test]

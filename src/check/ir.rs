@@ -576,15 +576,10 @@ impl Program {
 
     /// Adds a ranking unless an identical one exists; returns its index.
     pub fn intern_ranking(&mut self, ranking: Ranking) -> usize {
-        if let Some(i) = self.rankings.iter().position(|r| {
-            r.kind == ranking.kind
-                && r.by.same_as(&ranking.by)
-                && match (&r.seed, &ranking.seed) {
-                    (None, None) => true,
-                    (Some(a), Some(b)) => a.same_as(b),
-                    _ => false,
-                }
-        }) {
+        let identity = format!("{ranking:?}");
+        if let Some(i) =
+            (self.rankings.iter()).position(|r| same_ignoring_spans(&format!("{r:?}"), &identity))
+        {
             return i;
         }
         self.rankings.push(ranking);

@@ -1212,9 +1212,6 @@ impl<'a> Checker<'a> {
                 None => Self::error_expr(span),
             };
         }
-        if name == "active_periods" && ctx.event.is_none() {
-            return self.active_periods(function, args, span, ctx);
-        }
         if let Some(aggregate) = Aggregate::from_name(name) {
             if let Some(event) = ctx.event {
                 self.report(
@@ -1224,7 +1221,11 @@ impl<'a> Checker<'a> {
                 );
                 return Self::error_expr(span);
             }
-            return self.aggregate(aggregate, function, args, span, ctx);
+            return match aggregate {
+                // Its period is a second argument.
+                Aggregate::ActivePeriods(_) => self.active_periods(function, args, span, ctx),
+                _ => self.aggregate(aggregate, function, args, span, ctx),
+            };
         }
         if let Some(f) = Function::from_name(name) {
             return self.function(f, args, span, ctx);

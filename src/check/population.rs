@@ -89,13 +89,9 @@ impl<'a> Checker<'a> {
                 return Self::error_expr(span);
             }
         };
-        let seed = match seed.map(|s| &s.expr.kind) {
+        let seed = match seed.map(|s| (s, named_argument(&s.expr, "seed"))) {
             None => String::new(),
-            Some(ExprKind::Binary {
-                op: ast::BinaryOp::Eq,
-                lhs,
-                rhs,
-            }) if matches!(&lhs.kind, ExprKind::Name(n) if n.name == "seed") => match &rhs.kind {
+            Some((_, Some(rhs))) => match &rhs.kind {
                 ExprKind::Literal(Literal::String(seed)) => seed.clone(),
                 ExprKind::Error => return Self::error_expr(span),
                 _ => {
@@ -107,11 +103,10 @@ impl<'a> Checker<'a> {
                     return Self::error_expr(span);
                 }
             },
-            Some(_) => {
-                let at = seed.map_or(span, |s| s.expr.span);
+            Some((seed, None)) => {
                 self.report(invalid(
                     "the second argument of `sample` must be `seed = \"...\"`".into(),
-                    at,
+                    seed.expr.span,
                     "expected `seed = \"...\"`",
                 ));
                 return Self::error_expr(span);
@@ -259,12 +254,8 @@ impl<'a> Checker<'a> {
                 return Self::error_expr(span);
             }
         };
-        let items = match &features.expr.kind {
-            ExprKind::Binary {
-                op: ast::BinaryOp::Eq,
-                lhs,
-                rhs,
-            } if matches!(&lhs.kind, ExprKind::Name(n) if n.name == "by") => match &rhs.kind {
+        let items = match named_argument(&features.expr, "by") {
+            Some(rhs) => match &rhs.kind {
                 ExprKind::List(items) if !items.is_empty() => items,
                 _ => {
                     self.report(invalid(
@@ -275,7 +266,7 @@ impl<'a> Checker<'a> {
                     return Self::error_expr(span);
                 }
             },
-            _ => {
+            None => {
                 self.report(invalid(
                     "the third argument of `lookalike` must be `by = [...]`".into(),
                     features.expr.span,
@@ -327,8 +318,8 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// E0209 when a population construct stands inside an event filter.
-    fn outside_profiles(&mut self, what: &str, span: Span, ctx: &Ctx<'a>) -> bool {
+    /// E0209 when a profile-level construct stands inside an event filter.
+    pub(super) fn outside_profiles(&mut self, what: &str, span: Span, ctx: &Ctx<'a>) -> bool {
         let Some(event) = ctx.event else {
             return false;
         };
@@ -353,5 +344,18 @@ fn argument_error(
         Diagnostic::error(code, message)
             .with_label(at, label.to_string())
             .with_help(usage)
+    }
+}
+
+/// `value` of an argument written `name = value` (`seed = "spring"`, `by = [age]`), which
+/// parses as a comparison.
+fn named_argument<'e>(argument: &'e ast::Expr, name: &str) -> Option<&'e ast::Expr> {
+    match &argument.kind {
+        ExprKind::Binary {
+            op: ast::BinaryOp::Eq,
+            lhs,
+            rhs,
+        } if matches!(&lhs.kind, ExprKind::Name(n) if n.name == name) => Some(rhs),
+        _ => None,
     }
 }

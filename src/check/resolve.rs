@@ -423,18 +423,7 @@ impl<'a> Checker<'a> {
             );
             return Self::error_expr(span);
         };
-        if let Some(filter_of) = ctx.event {
-            self.report(
-                Diagnostic::error(
-                    "E0209",
-                    format!(
-                        "`{which} {event}` cannot be used inside a filter of `{}`",
-                        filter_of.name
-                    ),
-                )
-                .with_label(span, "an event set inside an event filter")
-                .with_help("combine event sets with `and` outside the parentheses"),
-            );
+        if self.outside_profiles(&format!("{which} {event}"), span, ctx) {
             return Self::error_expr(span);
         }
         let filter = match &set.kind {

@@ -70,7 +70,7 @@ fn evaluate(expr: &TypedExpr, absent: &[usize], program: &Program) -> Abstract {
                 | Aggregate::First
                 | Aggregate::Last
                 | Aggregate::Mode => Null,
-                // An empty list: nothing in it, and `has any` is false.
+                // The empty list, which the abstract values do not model.
                 Aggregate::DistinctList => Unknown,
             }
         }

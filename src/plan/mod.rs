@@ -28,8 +28,8 @@ use datafusion::functions_aggregate::stddev::stddev_pop_udaf;
 use datafusion::functions_window::expr_fn::{percent_rank, row_number};
 use datafusion::logical_expr::{
     AggregateUDF, Expr, ExprFunctionExt, JoinType, LogicalPlan, LogicalPlanBuilder,
-    LogicalTableSource, TableSource, WindowFrame, WindowFrameBound, WindowFrameUnits, cast, col,
-    expr::WindowFunction, lit, when,
+    LogicalTableSource, SortExpr, TableSource, WindowFrame, WindowFrameBound, WindowFrameUnits,
+    cast, col, expr::WindowFunction, lit, when,
 };
 use datafusion::prelude::{SessionContext, coalesce};
 
@@ -454,7 +454,6 @@ impl<'a> Planner<'a> {
         }
         let profiles = self.profiles_with_measures(&[&ranking.by], None)?;
         let value = self.lower(&ranking.by)?;
-        let unranked = vec![value.clone().is_null()];
         let (position, order) = match ranking.kind {
             RankKind::Top(_) | RankKind::TopShare(_) => (
                 row_number(),
@@ -470,29 +469,18 @@ impl<'a> Planner<'a> {
                 ));
             }
         };
-        let position = position
-            .partition_by(unranked.clone())
-            .order_by(order.clone())
-            .build()?;
-        // The same partitioning and order with the whole partition as the frame, so both
-        // columns come from one window node.
-        let ranked = Expr::from(WindowFunction::new(count_udaf(), vec![value]))
-            .partition_by(unranked)
-            .order_by(order)
-            .window_frame(whole_partition())
-            .build()?;
-        profiles
-            .window(vec![
-                position.alias(rank_column(id)),
-                ranked.alias(ranked_column(id)),
-            ])?
-            .project(vec![
-                self.key_column().alias("__key"),
-                col(rank_column(id)),
-                col(ranked_column(id)),
-            ])?
-            .alias(alias)?
-            .build()
+        ranking_relation(
+            profiles,
+            id,
+            alias,
+            RankWindow {
+                key: self.key_column(),
+                position,
+                partition: value.clone().is_null(),
+                order,
+                counted: value,
+            },
+        )
     }
 
     /// A lookalike as a ranking relation: each feature standardized over every profile
@@ -561,34 +549,21 @@ impl<'a> Planner<'a> {
         ])?;
         // Non-members with a distance are ranked, nearest first; the others are in a
         // partition whose count of ranked profiles is 0.
-        let excluded = vec![col("__seed").or(col("__distance").is_null())];
-        let order = vec![
-            col("__distance").sort(true, false),
-            col("__key").sort(true, false),
-        ];
-        let position = row_number()
-            .partition_by(excluded.clone())
-            .order_by(order.clone())
-            .build()?;
-        let ranked = Expr::from(WindowFunction::new(
-            count_udaf(),
-            vec![when(Expr::Not(Box::new(col("__seed"))), col("__distance")).end()?],
-        ))
-        .partition_by(excluded)
-        .order_by(order)
-        .window_frame(whole_partition())
-        .build()?;
-        plan.window(vec![
-            position.alias(rank_column(id)),
-            ranked.alias(ranked_column(id)),
-        ])?
-        .project(vec![
-            col("__key"),
-            col(rank_column(id)),
-            col(ranked_column(id)),
-        ])?
-        .alias(alias)?
-        .build()
+        ranking_relation(
+            plan,
+            id,
+            alias,
+            RankWindow {
+                key: col("__key"),
+                position: row_number(),
+                partition: col("__seed").or(col("__distance").is_null()),
+                order: vec![
+                    col("__distance").sort(true, false),
+                    col("__key").sort(true, false),
+                ],
+                counted: when(Expr::Not(Box::new(col("__seed"))), col("__distance")).end()?,
+            },
+        )
     }
 
     /// Scans `table`, keeping `columns` (and the time column) with normalized types.
@@ -738,9 +713,11 @@ impl<'a> Planner<'a> {
             .build()
     }
 
-    /// A distinct count in a pass of its own: the matching events grouped by key and value,
-    /// then counted per key. DataFusion's `count(DISTINCT)` keeps a hash set per group, which
-    /// takes gigabytes for a million customers; two grouped passes take megabytes.
+    /// An aggregate over distinct values in a pass of its own: the matching events grouped
+    /// by key and value, then counted (`count(distinct)`, `active_*`), reduced to the most
+    /// frequent value (`mode`) or listed (`distinct_list`) per key. DataFusion's
+    /// `count(DISTINCT)` keeps a hash set per group, which takes gigabytes for a million
+    /// customers; two grouped passes take megabytes.
     fn value_pass(&self, id: usize, alias: &str, profile_key_type: &Type) -> Result<LogicalPlan> {
         let measure = &self.program.measures[id];
         let (table, events) = self.single_measure_events(id, profile_key_type)?;
@@ -1011,13 +988,57 @@ impl<'a> Planner<'a> {
 /// The decimals a lookalike's distances are compared at.
 pub const DISTANCE_DECIMALS: i64 = 9;
 
-/// A window frame over the whole partition, whatever its order.
-fn whole_partition() -> WindowFrame {
-    WindowFrame::new_bounds(
+/// How a ranking relation places the profiles of its input.
+struct RankWindow {
+    /// The profile key in the input.
+    key: Expr,
+    /// The ranking window function: `row_number()` or `percent_rank()`.
+    position: Expr,
+    /// Partitions the ranked profiles from the others.
+    partition: Expr,
+    order: Vec<SortExpr>,
+    /// Its non-null values over the partition are the number of ranked profiles (0 in the
+    /// partition of the others).
+    counted: Expr,
+}
+
+/// Ranking `id` as the relation `alias` of (`__key`, [`rank_column`], [`ranked_column`])
+/// over `input`: one window node, as both columns share the partitioning and the order
+/// (the count's frame is the whole partition).
+fn ranking_relation(
+    input: LogicalPlanBuilder,
+    id: usize,
+    alias: &str,
+    window: RankWindow,
+) -> Result<LogicalPlan> {
+    let partition = vec![window.partition];
+    let position = window
+        .position
+        .partition_by(partition.clone())
+        .order_by(window.order.clone())
+        .build()?;
+    let whole_partition = WindowFrame::new_bounds(
         WindowFrameUnits::Rows,
         WindowFrameBound::Preceding(ScalarValue::UInt64(None)),
         WindowFrameBound::Following(ScalarValue::UInt64(None)),
-    )
+    );
+    let ranked = Expr::from(WindowFunction::new(count_udaf(), vec![window.counted]))
+        .partition_by(partition)
+        .order_by(window.order)
+        .window_frame(whole_partition)
+        .build()?;
+    input
+        .window(vec![
+            position.alias(rank_column(id)),
+            ranked.alias(ranked_column(id)),
+        ])?
+        .project(vec![
+            window.key.alias("__key"),
+            col(rank_column(id)),
+            col(ranked_column(id)),
+        ])?
+        .alias(alias)?
+        .build()
 }
 
 /// The alias of an event table's time column as stored, next to its normalized copy.
@@ -1140,7 +1161,8 @@ fn tie_break_column(column: &str) -> String {
 }
 
 /// The relation holding a measure's column: the grouped pass of its event table, or, for
-/// a distinct count (and in portable plans for `first` and `last`), a pass of its own.
+/// an aggregate over distinct values (and in portable plans for `first` and `last`), a
+/// pass of its own.
 pub fn measure_relation(id: usize, measure: &Measure, portable: bool) -> String {
     match measure.aggregate {
         aggregate if aggregate.groups_values() => format!("__m_{}_{id}", measure.event),

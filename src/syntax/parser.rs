@@ -472,13 +472,12 @@ impl Builder {
                 let mut by = None;
                 for part in pair.into_inner() {
                     match part.as_rule() {
-                        Rule::percent | Rule::number => {
-                            amount = match self.literal(part) {
-                                Literal::Percent(share) => TopAmount::Share(share),
-                                Literal::Int(n) => TopAmount::Count(n),
-                                _ => TopAmount::Count(0),
+                        Rule::percent => {
+                            if let Literal::Percent(share) = self.literal(part) {
+                                amount = TopAmount::Share(share);
                             }
                         }
+                        Rule::number => amount = TopAmount::Count(self.whole_number(part)),
                         Rule::additive => by = Some(self.expr(part)),
                         _ => {}
                     }
@@ -660,37 +659,12 @@ impl Builder {
                 let mut unit = "days";
                 for part in &parts {
                     match part.as_rule() {
-                        Rule::number => {
-                            count = match self.literal(part.clone()) {
-                                Literal::Int(n) => n,
-                                _ => 0,
-                            }
-                        }
+                        Rule::number => count = self.whole_number(part.clone()),
                         Rule::calendar_unit => unit = part.as_str(),
                         _ => {}
                     }
                 }
-                let call = Expr {
-                    kind: ExprKind::Call {
-                        function: Ident {
-                            name: format!("active_{unit}"),
-                            span: lhs.span,
-                        },
-                        args: vec![Argument {
-                            distinct: None,
-                            expr: *lhs,
-                        }],
-                    },
-                    span,
-                };
-                ExprKind::Binary {
-                    op: BinaryOp::GtEq,
-                    lhs: Box::new(call),
-                    rhs: Box::new(Expr {
-                        kind: ExprKind::Literal(Literal::Int(count)),
-                        span,
-                    }),
-                }
+                at_least(&format!("active_{unit}"), vec![*lhs], count, span).kind
             }
             Rule::periods_tail => {
                 // `ES in N of the last M UNITs` is
@@ -699,10 +673,7 @@ impl Builder {
                 let mut unit = DurationUnit::Month;
                 for part in &parts {
                     match part.as_rule() {
-                        Rule::number => numbers.push(match self.literal(part.clone()) {
-                            Literal::Int(n) => n,
-                            _ => 0,
-                        }),
+                        Rule::number => numbers.push(self.whole_number(part.clone())),
                         Rule::period_unit => unit = period_unit(part.as_str()),
                         _ => {}
                     }
@@ -712,38 +683,14 @@ impl Builder {
                     kind: ExprKind::Literal(Literal::Duration(Duration { amount, unit })),
                     span,
                 };
-                let call = Expr {
-                    kind: ExprKind::Call {
-                        function: Ident {
-                            name: "active_periods".into(),
-                            span: lhs.span,
-                        },
-                        args: vec![
-                            Argument {
-                                distinct: None,
-                                expr: *lhs,
-                            },
-                            Argument {
-                                distinct: None,
-                                expr: duration(1),
-                            },
-                        ],
-                    },
+                let condition = at_least(
+                    "active_periods",
+                    vec![*lhs, duration(1)],
+                    count.unwrap_or(0),
                     span,
-                };
-                let at_least = Expr {
-                    kind: ExprKind::Binary {
-                        op: BinaryOp::GtEq,
-                        lhs: Box::new(call),
-                        rhs: Box::new(Expr {
-                            kind: ExprKind::Literal(Literal::Int(count.unwrap_or(0))),
-                            span,
-                        }),
-                    },
-                    span,
-                };
+                );
                 ExprKind::Window {
-                    expr: Box::new(at_least),
+                    expr: Box::new(condition),
                     window: Window::Within(Box::new(duration(periods.unwrap_or(0)))),
                 }
             }
@@ -837,6 +784,25 @@ impl Builder {
                 )
             }
             _ => Literal::Null,
+        }
+    }
+
+    /// A count of a sugar (`top 10`, `on at least 3 distinct days`): a whole number, else
+    /// E0002 and 0.
+    fn whole_number(&mut self, pair: Pair<Rule>) -> i64 {
+        let span = self.span(&pair);
+        let text = pair.as_str();
+        match self.literal(pair) {
+            Literal::Int(n) => n,
+            Literal::Float(_) => {
+                self.bad_literal(
+                    span,
+                    format!("`{text}` is no count: a whole number is needed here"),
+                    Some("write a whole number, such as `3`"),
+                );
+                0
+            }
+            _ => 0,
         }
     }
 
@@ -979,5 +945,36 @@ fn period_unit(word: &str) -> DurationUnit {
         "week" => DurationUnit::Week,
         "year" => DurationUnit::Year,
         _ => DurationUnit::Month,
+    }
+}
+
+/// `function(args) >= count`, what frequency sugar stands for; every part spans `span`.
+fn at_least(function: &str, args: Vec<Expr>, count: i64, span: Span) -> Expr {
+    let call = Expr {
+        kind: ExprKind::Call {
+            function: Ident {
+                name: function.to_string(),
+                span,
+            },
+            args: args
+                .into_iter()
+                .map(|expr| Argument {
+                    distinct: None,
+                    expr,
+                })
+                .collect(),
+        },
+        span,
+    };
+    Expr {
+        kind: ExprKind::Binary {
+            op: BinaryOp::GtEq,
+            lhs: Box::new(call),
+            rhs: Box::new(Expr {
+                kind: ExprKind::Literal(Literal::Int(count)),
+                span,
+            }),
+        },
+        span,
     }
 }
