@@ -101,6 +101,11 @@ pub async fn why(session: &Session, segment: &str, key: &str) -> Result<String, 
             "  ".repeat(node.depth + 1),
             node.label
         );
+        if let IrExpr::Sequence(id) = node.expr.kind {
+            let indent = "  ".repeat(node.depth + 3);
+            let sequence = &session.program().sequences[id];
+            let _ = writeln!(out, "{indent}{}", display::sequence(sequence));
+        }
         if let IrExpr::Measure(id) = node.expr.kind {
             let indent = "  ".repeat(node.depth + 3);
             let _ = writeln!(

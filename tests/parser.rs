@@ -75,6 +75,20 @@ fn show(e: &Expr) -> String {
         ExprKind::Occurrence { last, set } => {
             format!("({} {})", if *last { "last" } else { "first" }, show(set))
         }
+        ExprKind::Sequence { first, steps } => {
+            let mut text = format!("({}", show(first));
+            for step in steps {
+                text.push_str(" then ");
+                if step.negated {
+                    text.push_str("not ");
+                }
+                text.push_str(&show(&step.event));
+                if let Some(gap) = &step.gap {
+                    text.push_str(&format!(" within {}", show(gap)));
+                }
+            }
+            text + ")"
+        }
     }
 }
 
@@ -350,5 +364,41 @@ fn invalid_literals() {
             "{text}: {}",
             diagnostics.0[0].message
         );
+    }
+}
+
+#[test]
+fn sequences_bind_tighter_than_and_and_looser_than_comparisons() {
+    assert_eq!(
+        parse("added_to_cart then purchased within 1h"),
+        "(added_to_cart then purchased within 1h)"
+    );
+    assert_eq!(
+        parse(
+            r#"viewed(product = p) then added_to_cart then not purchased(product = p) within 24h and age > 30"#
+        ),
+        r#"((viewed((product = p)) then added_to_cart then not purchased((product = p)) within 24h) and (age > 30))"#
+    );
+    // The first `within` is the step's gap, the second windows the whole expression.
+    assert_eq!(
+        parse("viewed then purchased within 1h within 30d"),
+        "((viewed then purchased within 1h) within 30d)"
+    );
+    assert_eq!(
+        parse("not viewed then purchased"),
+        "(not (viewed then purchased))"
+    );
+    // `then` is not reserved: a column of that name still works.
+    assert_eq!(parse("then > 3"), "(then > 3)");
+}
+
+#[test]
+fn sequence_steps_are_event_sets_with_an_optional_gap() {
+    for text in [
+        "viewed then",
+        "viewed then purchased within",
+        "viewed then purchased within 1h .. 2h",
+    ] {
+        assert!(parse_expression(text, 0).is_err(), "{text} parsed");
     }
 }

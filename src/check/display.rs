@@ -14,15 +14,20 @@ pub fn segment_ir(segment: &CheckedSegment, program: &Program) -> String {
     );
     let mut measures = BTreeSet::new();
     let mut rankings = BTreeSet::new();
+    let mut sequences = BTreeSet::new();
     crate::plan::visit_through_rankings(&segment.condition, program, &mut |node| {
         match node.kind {
             IrExpr::Measure(id) => measures.insert(id),
             IrExpr::Rank(id) => rankings.insert(id),
+            IrExpr::Sequence(id) => sequences.insert(id),
             _ => false,
         };
     });
     for id in rankings {
         let _ = writeln!(out, "  r{id} = {}", ranking(&program.rankings[id]));
+    }
+    for id in sequences {
+        let _ = writeln!(out, "  q{id} = {}", sequence(&program.sequences[id]));
     }
     for id in measures {
         let _ = writeln!(out, "  m{id} = {}", measure(&program.measures[id]));
@@ -51,6 +56,48 @@ pub fn ranking(ranking: &Ranking) -> String {
     }
 }
 
+/// The events a window covers: ` in [now - 30d, now]`.
+fn window(window: TimeWindow) -> String {
+    let point = |p: TimePoint| match p {
+        TimePoint::Absolute(t) => timestamp(t),
+        TimePoint::FromNow(0) => "now".to_string(),
+        TimePoint::FromNow(offset) => format!("now - {}", duration(-offset)),
+    };
+    match (window.start, window.end) {
+        (None, None) => " over all time until now".to_string(),
+        (Some(start), None) => format!(" in [{}, now]", point(start)),
+        (start, Some(end)) => {
+            let start = start.map(point).unwrap_or_else(|| "-inf".into());
+            format!(" in [{start}, {}) and not after now", point(end))
+        }
+    }
+}
+
+/// One sequence: `viewed where (...) binding p = product, then purchased within 1h ...`.
+pub fn sequence(sequence: &Sequence) -> String {
+    let steps: Vec<String> = (sequence.steps.iter())
+        .map(|step| {
+            let mut text = String::new();
+            if step.negated {
+                text.push_str("no ");
+            }
+            text.push_str(&step.event);
+            if let Some(filter) = &step.filter {
+                let _ = write!(text, " where {}", expr(filter));
+            }
+            for c in &step.correlations {
+                let verb = if c.binds { "binding" } else { "with" };
+                let _ = write!(text, " {verb} {} = {}", c.name, c.column);
+            }
+            if let Some(gap) = step.gap {
+                let _ = write!(text, " within {} after", duration(gap));
+            }
+            text
+        })
+        .collect();
+    format!("{}{}: bool", steps.join(" then "), window(sequence.window))
+}
+
 /// One measure: `sum(purchased.amount) where (...) in [now - 30d, now]: float`.
 pub fn measure(measure: &Measure) -> String {
     let mut text = match (&measure.aggregate, &measure.column) {
@@ -66,21 +113,7 @@ pub fn measure(measure: &Measure) -> String {
     if let Some(filter) = &measure.filter {
         let _ = write!(text, " where {}", expr(filter));
     }
-    let point = |p: TimePoint| match p {
-        TimePoint::Absolute(t) => timestamp(t),
-        TimePoint::FromNow(0) => "now".to_string(),
-        TimePoint::FromNow(offset) => format!("now - {}", duration(-offset)),
-    };
-    match (measure.window.start, measure.window.end) {
-        (None, None) => text.push_str(" over all time until now"),
-        (Some(start), None) => {
-            let _ = write!(text, " in [{}, now]", point(start));
-        }
-        (start, Some(end)) => {
-            let start = start.map(point).unwrap_or_else(|| "-inf".into());
-            let _ = write!(text, " in [{start}, {}) and not after now", point(end));
-        }
-    }
+    text.push_str(&window(measure.window));
     let _ = write!(text, ": {}", measure.ty);
     text
 }
@@ -194,5 +227,6 @@ pub fn expr(e: &TypedExpr) -> String {
             format!("sample(bucket({seed:?}, key) < {threshold} of 2^32)")
         }
         IrExpr::Rank(id) => format!("r{id}"),
+        IrExpr::Sequence(id) => format!("q{id}"),
     }
 }

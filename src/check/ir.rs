@@ -188,6 +188,9 @@ pub enum IrExpr {
     },
     /// A ranking among all profiles, by index into [`Program::rankings`].
     Rank(usize),
+    /// Whether the profile's events hold a sequence, by index into [`Program::sequences`].
+    /// True or false, never null.
+    Sequence(usize),
 }
 
 /// A profile's holdout bucket for `seed`: the first 32 bits (big-endian) of the MD5 digest
@@ -235,6 +238,41 @@ pub struct Ranking {
     pub kind: RankKind,
     pub by: TypedExpr,
     pub seed: Option<TypedExpr>,
+}
+
+/// `added_to_cart then purchased within 1h`: a profile matches when its events, in the
+/// window, hold one event per positive step, each strictly later than the previous step's
+/// and at most its gap after it; and, for a negative last step, when after such a chain
+/// no event of that step follows within its gap (or ever, without a gap), the gap having
+/// ended by the evaluation time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sequence {
+    pub steps: Vec<SequenceStep>,
+    /// The events every step considers.
+    pub window: TimeWindow,
+}
+
+/// One step of a [`Sequence`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SequenceStep {
+    pub event: String,
+    pub filter: Option<TypedExpr>,
+    /// The longest time after the previous step's event, in nanoseconds; `None` for any
+    /// later time. Always `None` on the first step.
+    pub gap: Option<i64>,
+    /// `then not ...`: no such event follows. Only the last step.
+    pub negated: bool,
+    pub correlations: Vec<Correlation>,
+}
+
+/// `viewed(product = p) then purchased(product = p)`: the step's `column` is bound to the
+/// name `name` (`binds`, the first step naming it), or must equal the value an earlier
+/// step bound to it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Correlation {
+    pub column: String,
+    pub name: String,
+    pub binds: bool,
 }
 
 /// The scalar functions of the language.
@@ -547,6 +585,8 @@ pub struct Program {
     measure_ids: std::collections::HashMap<String, usize>,
     /// Every ranking the segments use, de-duplicated by structure.
     pub rankings: Vec<Ranking>,
+    /// Every sequence the segments use, de-duplicated by structure.
+    pub sequences: Vec<Sequence>,
 }
 
 impl Program {
@@ -584,5 +624,17 @@ impl Program {
         }
         self.rankings.push(ranking);
         self.rankings.len() - 1
+    }
+
+    /// Adds a sequence unless an identical one exists; returns its index.
+    pub fn intern_sequence(&mut self, sequence: Sequence) -> usize {
+        let identity = format!("{sequence:?}");
+        if let Some(i) =
+            (self.sequences.iter()).position(|s| same_ignoring_spans(&format!("{s:?}"), &identity))
+        {
+            return i;
+        }
+        self.sequences.push(sequence);
+        self.sequences.len() - 1
     }
 }

@@ -9,6 +9,7 @@ pub mod display;
 pub mod ir;
 mod population;
 mod resolve;
+mod sequence;
 
 /// The functions over the whole profile table (`sample`, `percentile_rank`), for completion.
 pub use population::FUNCTIONS as POPULATION_FUNCTIONS;
@@ -514,6 +515,7 @@ impl<'a> Checker<'a> {
             }
             ExprKind::Window { expr, window } => self.window(expr, window, span, ctx),
             ExprKind::Occurrence { last, set } => self.occurrence(*last, set, span, ctx),
+            ExprKind::Sequence { first, steps } => self.sequence(first, steps, span, ctx),
             ExprKind::Top { amount, by } => {
                 let kind = match amount {
                     ast::TopAmount::Count(n) => RankKind::Top(*n),

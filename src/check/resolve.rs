@@ -728,6 +728,15 @@ fn collect_references(expr: &ast::Expr, out: &mut Vec<(String, Span)>) {
             collect_references(expr, out);
             collect_references(pattern, out);
         }
+        ExprKind::Sequence { first, steps } => {
+            collect_references(first, out);
+            for step in steps {
+                collect_references(&step.event, out);
+                if let Some(gap) = &step.gap {
+                    collect_references(gap, out);
+                }
+            }
+        }
         ExprKind::Window { expr, window } => {
             collect_references(expr, out);
             match window {

@@ -142,9 +142,9 @@ impl Node {
                 threshold: *threshold,
                 key: boxed(key),
             },
-            // A ranking needs every profile at once: `Membership::new` refuses segments
-            // with one, so this is never evaluated.
-            IrExpr::Rank(_) => Node::Const(Datum::Null),
+            // A ranking needs every profile at once, and sequences are not kept yet:
+            // `Membership::new` refuses segments with either, so this is never evaluated.
+            IrExpr::Rank(_) | IrExpr::Sequence(_) => Node::Const(Datum::Null),
         }
     }
 

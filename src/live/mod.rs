@@ -286,6 +286,20 @@ impl Membership {
                 .with_label(span, "a ranking compares every profile with all the others")
                 .with_help("evaluate it in batch with `segql run`, or watch only the other segments with `--segment NAME`"));
             }
+            let mut sequence = None;
+            crate::plan::visit(&segment.condition, &mut |e| {
+                if let IrExpr::Sequence(_) = e.kind {
+                    sequence.get_or_insert(e.span);
+                }
+            });
+            if let Some(span) = sequence {
+                return Err(Diagnostic::error(
+                    "E0412",
+                    format!("segment `{}` has a sequence, which the real-time engine does not keep yet", segment.name),
+                )
+                .with_label(span, "a sequence")
+                .with_help("evaluate it in batch with `segql run`, or watch only the other segments with `--segment NAME`"));
+            }
         }
         // The measures the chosen segments read, in first-use order.
         let mut used = Vec::new();

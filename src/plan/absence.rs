@@ -150,11 +150,12 @@ fn evaluate(expr: &TypedExpr, absent: &[usize], program: &Program) -> Abstract {
             }
             Null
         }
-        // Times, lists, profile and event columns, string tests, samples and rankings: not
-        // modelled.
+        // Times, lists, profile and event columns, string tests, samples, rankings and
+        // sequences: not modelled.
         IrExpr::RelativeTime(_)
         | IrExpr::Sample { .. }
         | IrExpr::Rank(_)
+        | IrExpr::Sequence(_)
         | IrExpr::ProfileColumn(_)
         | IrExpr::List(_)
         | IrExpr::EventColumn(_)

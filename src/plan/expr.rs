@@ -11,7 +11,7 @@ use datafusion::functions_nested::expr_fn::{array_has, array_has_all, array_has_
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator, binary_expr, cast, lit, when};
 use datafusion::prelude::{coalesce, col};
 
-use super::{PROFILES_ALIAS, measure_column, measure_relation};
+use super::{PROFILES_ALIAS, measure_column, measure_relation, sequence_relation};
 use crate::check::ir::*;
 use crate::syntax::ast::PERCENT_SCALE;
 
@@ -91,7 +91,7 @@ pub fn visit(expr: &TypedExpr, f: &mut dyn FnMut(&TypedExpr)) {
         IrExpr::Function { args, .. } => args.iter().for_each(|a| visit(a, f)),
         IrExpr::Stage { arms } => arms.iter().for_each(|(_, c)| visit(c, f)),
         IrExpr::Sample { key, .. } => visit(key, f),
-        IrExpr::Rank(_) => {}
+        IrExpr::Rank(_) | IrExpr::Sequence(_) => {}
     }
 }
 
@@ -367,6 +367,9 @@ fn lower(expr: &TypedExpr, as_of: i64, scope: Scope<'_>, portable: bool) -> Resu
             threshold,
             key,
         } => sample_bucket(recurse(key)?, seed).lt(lit(*threshold as i64)),
+        IrExpr::Sequence(id) => {
+            col(Column::new(Some(sequence_relation(*id)), "__key")).is_not_null()
+        }
         IrExpr::Rank(id) => {
             let Scope::Profile(program) = scope else {
                 return Err(datafusion::error::DataFusionError::Internal(

@@ -12,6 +12,7 @@
 
 mod absence;
 mod expr;
+mod sequence;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -38,6 +39,7 @@ use crate::check::ir::*;
 pub use expr::{
     rank_column, rank_relation, ranked_column, timestamp_literal, visit, visit_through_rankings,
 };
+pub use sequence::sequence_relation;
 
 /// The alias of the profile table in every plan.
 pub const PROFILES_ALIAS: &str = "__p";
@@ -350,8 +352,15 @@ impl<'a> Planner<'a> {
         let mut profile_columns = BTreeSet::new();
         let mut measures = BTreeSet::new();
         let mut rankings = BTreeSet::new();
+        let mut sequences = BTreeSet::new();
         for expr in exprs {
-            collect_uses(expr, &mut profile_columns, &mut measures, &mut rankings);
+            collect_uses(
+                expr,
+                &mut profile_columns,
+                &mut measures,
+                &mut rankings,
+                &mut sequences,
+            );
         }
         let profiles = &self.catalog.profiles;
         profile_columns.insert(profiles.key.clone());
@@ -398,6 +407,12 @@ impl<'a> Planner<'a> {
             let alias = rank_relation(id);
             let ranked = self.rank_pass(id, &alias)?;
             builder = self.join_to_profiles(builder, ranked, &alias, false)?;
+        }
+        // A sequence is the keys of its matching profiles.
+        for id in sequences {
+            let alias = sequence_relation(id);
+            let matching = self.sequence_pass(id, &alias, &profile_key_type)?;
+            builder = self.join_to_profiles(builder, matching, &alias, false)?;
         }
         Ok(builder)
     }
@@ -1179,12 +1194,13 @@ pub fn measure_column(id: usize) -> String {
     format!("m{id}")
 }
 
-/// The profile columns and measures an expression reads.
+/// The profile columns, measures, rankings and sequences an expression reads.
 fn collect_uses(
     expr: &TypedExpr,
     columns: &mut BTreeSet<String>,
     measures: &mut BTreeSet<usize>,
     rankings: &mut BTreeSet<usize>,
+    sequences: &mut BTreeSet<usize>,
 ) {
     expr::visit(expr, &mut |e| match &e.kind {
         IrExpr::ProfileColumn(name) => {
@@ -1195,6 +1211,9 @@ fn collect_uses(
         }
         IrExpr::Rank(id) => {
             rankings.insert(*id);
+        }
+        IrExpr::Sequence(id) => {
+            sequences.insert(*id);
         }
         _ => {}
     });

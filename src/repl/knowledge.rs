@@ -344,6 +344,7 @@ impl Knowledge {
         candidates.extend(Aggregate::NAMES.iter().map(|a| a.to_string()));
         candidates.extend(POPULATION_FUNCTIONS.iter().map(|f| f.to_string()));
         candidates.push("top".to_string());
+        candidates.push("then".to_string());
         candidates.extend(KEYWORDS.iter().map(|k| k.to_string()));
         candidates.sort();
         candidates.dedup();

@@ -31,6 +31,7 @@ pub enum Token {
     #[token("now")]
     #[token("ago")]
     #[token("distinct")]
+    #[token("then")]
     Keyword,
     #[regex(r"[A-Za-z_][A-Za-z0-9_]*", priority = 1)]
     Ident,

@@ -744,6 +744,7 @@ pub fn is_complete(input: &str) -> bool {
                 | "or"
                 | "not"
                 | "within"
+                | "then"
                 | "since"
                 | "between"
                 | "in"

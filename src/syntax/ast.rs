@@ -149,11 +149,29 @@ pub enum ExprKind {
         last: bool,
         set: Box<Expr>,
     },
+    /// `added_to_cart then purchased within 1h`: event sets in time order.
+    Sequence {
+        first: Box<Expr>,
+        steps: Vec<SequenceStep>,
+    },
     /// `top 10 by ltv`, `top 5% by sum(purchased.amount)`.
     Top {
         amount: TopAmount,
         by: Box<Expr>,
     },
+}
+
+/// A step after the first of a sequence: `then [not] EVENT_SET [within GAP]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SequenceStep {
+    /// `then not ...`: no such event follows (a drop-off).
+    pub negated: bool,
+    /// The event set: an event table's name, or a call with a filter.
+    pub event: Expr,
+    /// `within GAP`: the longest time after the previous step's event.
+    pub gap: Option<Box<Expr>>,
+    /// From `then` to the end of the step.
+    pub span: Span,
 }
 
 /// How many profiles `top` keeps.

@@ -466,6 +466,28 @@ impl Builder {
                     span,
                 }
             }
+            Rule::sequence => {
+                let mut inner = pair.into_inner();
+                let first = match inner.next() {
+                    Some(event) => self.expr(event),
+                    None => return self.null_expr(span),
+                };
+                if self.depth + inner.len() > MAX_NESTING {
+                    return self.too_deep_expr(span);
+                }
+                let steps = inner.map(|step| self.sequence_step(step)).collect();
+                Expr {
+                    kind: ExprKind::Sequence {
+                        first: Box::new(first),
+                        steps,
+                    },
+                    span,
+                }
+            }
+            Rule::sequence_event => match pair.into_inner().next() {
+                Some(event) => self.expr(event),
+                None => self.null_expr(span),
+            },
             Rule::ranking => {
                 let errors_before = self.diagnostics.0.len();
                 let mut amount = TopAmount::Count(0);
@@ -713,6 +735,29 @@ impl Builder {
             }
         };
         Expr { kind, span }
+    }
+
+    /// `then [not] EVENT_SET [within GAP]`.
+    fn sequence_step(&mut self, pair: Pair<Rule>) -> SequenceStep {
+        let span = self.span(&pair);
+        let mut step = SequenceStep {
+            negated: false,
+            event: self.null_expr(span),
+            gap: None,
+            span,
+        };
+        for part in pair.into_inner() {
+            match part.as_rule() {
+                Rule::step_not => step.negated = true,
+                Rule::sequence_event => step.event = self.expr(part),
+                Rule::step_gap => {
+                    let gap = part.into_inner().find(|p| p.as_rule() == Rule::additive);
+                    step.gap = gap.map(|g| Box::new(self.expr(g)));
+                }
+                _ => {}
+            }
+        }
+        step
     }
 
     fn window(&mut self, pair: Pair<Rule>) -> Window {

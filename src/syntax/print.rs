@@ -94,6 +94,20 @@ pub fn expr(e: &Expr) -> String {
         ExprKind::Occurrence { last, set } => {
             format!("{} {}", if *last { "last" } else { "first" }, expr(set))
         }
+        ExprKind::Sequence { first, steps } => {
+            let mut text = expr(first);
+            for step in steps {
+                text.push_str(" then ");
+                if step.negated {
+                    text.push_str("not ");
+                }
+                text.push_str(&expr(&step.event));
+                if let Some(gap) = &step.gap {
+                    let _ = write!(text, " within {}", p(gap));
+                }
+            }
+            text
+        }
         ExprKind::Top { amount, by } => {
             let amount = match amount {
                 TopAmount::Count(n) => n.to_string(),

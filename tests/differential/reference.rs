@@ -11,7 +11,7 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, Timelike};
 use md5::Digest;
 use segql::check::ir::{
     Aggregate, BinaryOp, CalendarUnit, Function, IrExpr, Measure, Program, Quantifier, RankKind,
-    Ranking, StringOp, TypedExpr, Value,
+    Ranking, Sequence, StringOp, TypedExpr, Value,
 };
 
 use super::world::{DAY, Table, V, World};
@@ -24,6 +24,9 @@ pub struct Reference<'w> {
     /// would otherwise be recomputed for every profile the outer one looks at.
     pub rankings: RefCell<HashMap<(usize, i64), V>>,
 }
+
+/// A sequence step's table and its matching events for one profile: (time, row).
+type StepEvents<'a> = (&'a Table, Vec<(i64, &'a [V])>);
 
 /// Where column references point while evaluating.
 #[derive(Clone, Copy)]
@@ -216,6 +219,7 @@ impl Reference<'_> {
                 let bucket = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
                 V::Bool(u64::from(bucket) < *threshold)
             }
+            IrExpr::Sequence(id) => self.sequence(&self.program.sequences[*id], row.profile),
             IrExpr::Rank(id) => {
                 let V::Int(key) = row.profile[0] else {
                     panic!("profile keys are ints")
@@ -228,6 +232,79 @@ impl Reference<'_> {
                 value
             }
         }
+    }
+
+    /// A sequence from its definition in docs/language.md, by trying every chain of events.
+    fn sequence(&self, sequence: &Sequence, profile: &[V]) -> V {
+        let start = sequence.window.start.map(|s| s.resolve(self.as_of));
+        let end = sequence.window.end.map(|e| e.resolve(self.as_of));
+        // Each step's matching events: (time, row) with the step's table.
+        let steps: Vec<StepEvents> = (sequence.steps.iter())
+            .map(|step| {
+                let table = (self.world.events.iter())
+                    .find(|t| t.name == step.event)
+                    .expect("a step over a known event table");
+                let events = (table.rows.iter())
+                    .filter(|event| event[0] != V::Null && event[0] == profile[0])
+                    .filter_map(|event| match event[1] {
+                        V::Ts(time) => Some((time, event.as_slice())),
+                        _ => None,
+                    })
+                    .filter(|(time, _)| {
+                        *time <= self.as_of
+                            && start.is_none_or(|s| s <= *time)
+                            && end.is_none_or(|e| *time < e)
+                    })
+                    .filter(|(_, event)| {
+                        step.filter.as_ref().is_none_or(|filter| {
+                            let row = Row {
+                                profile,
+                                event: Some((table, event)),
+                            };
+                            self.eval(filter, row) == V::Bool(true)
+                        })
+                    })
+                    .collect();
+                (table, events)
+            })
+            .collect();
+        V::Bool(self.chain(sequence, &steps, 0, None, &HashMap::new()))
+    }
+
+    /// Whether steps `k..` can follow an event at `previous` with the values `bound`.
+    fn chain(
+        &self,
+        sequence: &Sequence,
+        steps: &[StepEvents],
+        k: usize,
+        previous: Option<i64>,
+        bound: &HashMap<String, V>,
+    ) -> bool {
+        let Some(step) = sequence.steps.get(k) else {
+            return true;
+        };
+        let (table, events) = &steps[k];
+        let mut following =
+            events.iter().filter(|(time, event)| {
+                let in_order = previous
+                    .is_none_or(|p| *time > p && step.gap.is_none_or(|gap| *time - p <= gap));
+                in_order
+                    && step.correlations.iter().filter(|c| !c.binds).all(|c| {
+                        equal(&event[table.index(&c.column)], &bound[&c.name]) == Some(true)
+                    })
+            });
+        if step.negated {
+            let previous = previous.expect("a negated step is never the first");
+            let ended = step.gap.is_none_or(|gap| previous + gap <= self.as_of);
+            return ended && following.next().is_none();
+        }
+        following.any(|(time, event)| {
+            let mut bound = bound.clone();
+            for c in step.correlations.iter().filter(|c| c.binds) {
+                bound.insert(c.name.clone(), event[table.index(&c.column)].clone());
+            }
+            self.chain(sequence, steps, k + 1, Some(*time), &bound)
+        })
     }
 
     /// A ranking, the slow way: every profile's value, then this profile's place among them.
