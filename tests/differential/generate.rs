@@ -32,6 +32,13 @@ pub enum S {
         ev: u8,
         filter: Option<Box<S>>,
     },
+    /// `A then B within GAP then not C`: steps of event sets; with `correlate`, the steps
+    /// marked `correlated` bind or compare a column of that type.
+    Sequence {
+        steps: Vec<Step>,
+        negated_last: bool,
+        correlate: Option<Ty>,
+    },
     /// `func(set.column)`, or `count(set)` without a column.
     Agg {
         func: &'static str,
@@ -39,6 +46,17 @@ pub enum S {
         filter: Option<Box<S>>,
         column: Option<(Ty, u8)>,
     },
+}
+
+/// One step of [`S::Sequence`].
+#[derive(Debug, Clone)]
+pub struct Step {
+    ev: u8,
+    filter: Option<Box<S>>,
+    gap: Option<&'static str>,
+    correlated: bool,
+    /// Which column of the correlated type.
+    k: u8,
 }
 
 #[derive(Debug, Clone)]
@@ -196,6 +214,34 @@ fn set(filter: &BoxedStrategy<S>) -> BoxedStrategy<S> {
         .boxed()
 }
 
+fn sequence(filter: &BoxedStrategy<S>) -> BoxedStrategy<S> {
+    let step = (
+        0u8..3,
+        proptest::option::of(filter.clone()),
+        proptest::option::of(select(vec!["1h", "12h", "1d", "2d", "7d"])),
+        any::<bool>(),
+        0u8..3,
+    )
+        .prop_map(|(ev, filter, gap, correlated, k)| Step {
+            ev,
+            filter: filter.map(Box::new),
+            gap,
+            correlated,
+            k,
+        });
+    (
+        proptest::collection::vec(step, 2..=3),
+        any::<bool>(),
+        proptest::option::of(select(vec![Ty::Int, Ty::Str])),
+    )
+        .prop_map(|(steps, negated_last, correlate)| S::Sequence {
+            steps,
+            negated_last,
+            correlate,
+        })
+        .boxed()
+}
+
 fn aggregate(
     functions: Vec<&'static str>,
     types: Vec<Ty>,
@@ -248,6 +294,7 @@ fn leaves(context: Context, filter: Option<BoxedStrategy<S>>, definitions: bool)
                 .prop_map(|(set, periods)| S::Suffix(Box::new(set), periods.to_string()))
                 .boxed(),
         );
+        bool.push(sequence(filter));
         // `first ES` and `last ES`: tested against the enclosing window (see `compose`).
         bool.push(
             (select(vec!["first", "last"]), set(filter))
@@ -622,6 +669,47 @@ impl Render<'_> {
                 format!("({} {bound})", self.render(a))
             }
             S::Set { ev, filter } => self.set(*ev, filter),
+            S::Sequence {
+                steps,
+                negated_last,
+                correlate,
+            } => {
+                let mut bound = false;
+                let mut text = Vec::new();
+                for (i, step) in steps.iter().enumerate() {
+                    let negated = i > 0 && i + 1 == steps.len() && *negated_last;
+                    let table = self.event_table(step.ev);
+                    let mut conditions = Vec::new();
+                    if let Some(ty) = correlate
+                        && step.correlated
+                        && (bound || !negated)
+                    {
+                        conditions.push(format!("{} = x", Self::column(table, *ty, step.k)));
+                        bound = true;
+                    }
+                    if let Some(filter) = &step.filter {
+                        let inner = Render {
+                            world: self.world,
+                            event: Some(table),
+                        };
+                        conditions.push(inner.render(filter));
+                    }
+                    let mut written = if conditions.is_empty() {
+                        table.name.clone()
+                    } else {
+                        format!("{}({})", table.name, conditions.join(" and "))
+                    };
+                    if i > 0 {
+                        let not = if negated { "not " } else { "" };
+                        written = format!("then {not}{written}");
+                        if let Some(gap) = step.gap {
+                            written = format!("{written} within {gap}");
+                        }
+                    }
+                    text.push(written);
+                }
+                format!("({})", text.join(" "))
+            }
             S::Agg {
                 func,
                 ev,
