@@ -15,11 +15,12 @@ use segql::Session;
 use segql::catalog::Catalog;
 use segql::diagnostic::SourceMap;
 
-const FILES: [&str; 4] = [
+const FILES: [&str; 5] = [
     "examples/shop/segments.seg",
     "bench/segments.seg",
     "tests/sql/constructs.seg",
     "tests/sql/rankings.seg",
+    "tests/sql/sequences.seg",
 ];
 
 /// The demo catalog registered in `ctx`.

@@ -17,10 +17,11 @@ use segql::sql::{SqlDialect, TableNaming};
 use serde_json::{Value, json};
 
 /// The segments and files every dialect is tested on.
-const FILES: [&str; 5] = [
+const FILES: [&str; 6] = [
     "tests/sql/escaping.seg",
     "tests/sql/constructs.seg",
     "tests/sql/rankings.seg",
+    "tests/sql/sequences.seg",
     "examples/shop/segments.seg",
     "bench/segments.seg",
 ];
