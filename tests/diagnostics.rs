@@ -203,6 +203,16 @@ case!(
     check("segment similar = lookalike(purchased, 5000, by = [age, country])").await
 );
 case!(
+    e0214_invalid_sequence,
+    "E0214",
+    check("segment s = viewed then not purchased within 1d then viewed within 1h").await
+);
+case!(
+    w0003_unused_binding,
+    "W0003",
+    check("segment s = viewed(product = p) then purchased within 1h").await
+);
+case!(
     e0210_stage_arm_not_bool,
     "E0210",
     check("stage tier {\n  gold = income\n  other = true\n}").await
@@ -499,6 +509,7 @@ fn every_documented_code_is_tested() {
         "src/exec.rs",
         "src/engine.rs",
         "src/check/population.rs",
+        "src/check/sequence.rs",
         "src/live/mod.rs",
     ]
     .iter()

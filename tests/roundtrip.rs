@@ -151,6 +151,25 @@ fn expression() -> impl Strategy<Value = Expr> {
                     expr,
                     pattern
                 })),
+            (
+                boxed(),
+                prop::collection::vec(
+                    (any::<bool>(), inner.clone(), prop::option::of(boxed())),
+                    1..3
+                )
+            )
+                .prop_map(|(first, steps)| node(ExprKind::Sequence {
+                    first,
+                    steps: steps
+                        .into_iter()
+                        .map(|(negated, event, gap)| SequenceStep {
+                            negated,
+                            event,
+                            gap,
+                            span: Span::new(0, 0, 0),
+                        })
+                        .collect(),
+                })),
             (boxed(), boxed(), prop::option::of(boxed()), any::<bool>()).prop_map(
                 |(expr, a, b, since)| node(ExprKind::Window {
                     expr,

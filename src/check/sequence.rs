@@ -121,11 +121,14 @@ impl<'a> Checker<'a> {
         let table = self.catalog.event(&event)?;
         let mut valid = true;
         if step.negated && !is_last {
-            self.report(error(
-                "only the last step of a sequence can be negated".to_string(),
-                step.span,
-                "a negated step in the middle",
-            ));
+            self.report(
+                error(
+                    "only the last step of a sequence can be negated".to_string(),
+                    step.span,
+                    "a negated step in the middle",
+                )
+                .with_help("a drop-off ends a sequence: end it there, and write what must come before it as earlier steps, e.g. `viewed then added_to_cart within 1h then not purchased within 24h`"),
+            );
             valid = false;
         }
         let gap = match step.gap {
@@ -152,11 +155,14 @@ impl<'a> Checker<'a> {
         let mut correlations: Vec<Correlation> = Vec::new();
         for correlation in written {
             if correlations.iter().any(|c| c.name == correlation.name) {
-                self.report(error(
-                    format!("`{}` is named twice in one step", correlation.name),
-                    correlation.span,
-                    "a second column for the same name",
-                ));
+                self.report(
+                    error(
+                        format!("`{}` is named twice in one step", correlation.name),
+                        correlation.span,
+                        "a second column for the same name",
+                    )
+                    .with_help("a step binds or compares each name once; compare two columns of one event with `a = b`"),
+                );
                 valid = false;
                 continue;
             }
@@ -188,11 +194,17 @@ impl<'a> Checker<'a> {
                     false
                 }
                 None if step.negated => {
-                    self.report(error(
-                        format!("`{}` is not bound by an earlier step", correlation.name),
-                        correlation.span,
-                        "a negated step has no event to bind a value from",
-                    ));
+                    self.report(
+                        error(
+                            format!("`{}` is not bound by an earlier step", correlation.name),
+                            correlation.span,
+                            "a negated step has no event to bind a value from",
+                        )
+                        .with_help(format!(
+                            "bind `{}` in an earlier step, e.g. `added_to_cart({} = {})`, or compare the column with a value",
+                            correlation.name, correlation.column, correlation.name
+                        )),
+                    );
                     valid = false;
                     false
                 }

@@ -10,7 +10,7 @@
 //!
 //! ```text
 //! steps[0] AS R1 -> (R1 JOIN steps[1] ON key, correlations FILTER t1 < t2 <= t1 + gap)
-//!   -> DISTINCT (key, t2, bound values) AS R2 -> ... -> DISTINCT key AS __q_<id>
+//!   -> DISTINCT (key, t2, bound values) AS R2 -> ... -> keys of Rn, grouped, AS __q_<id>
 //! ```
 
 use std::collections::BTreeSet;
@@ -95,6 +95,11 @@ impl Planner<'_> {
             )?;
             if step.negated {
                 chain = Some(joined.project(vec![prev("__key").alias("__key")])?);
+                continue;
+            }
+            if index + 1 == sequence.steps.len() {
+                // Only which profiles reach the last step matters.
+                chain = Some(joined.project(vec![next("__key").alias("__key")])?);
                 continue;
             }
             let mut projection = vec![next("__key").alias("__key"), next("__t").alias("__t")];

@@ -39,6 +39,7 @@ fn describe(rule: Rule) -> Option<&'static str> {
         | Rule::kw_matches => "a comparison operator",
         Rule::additive_op | Rule::multiplicative_op => "an arithmetic operator",
         Rule::kw_and => "`and`",
+        Rule::kw_then | Rule::sequence_step => "`then`",
         Rule::kw_or => "`or`",
         Rule::window | Rule::kw_within | Rule::kw_since => "a window (`within`, `since`)",
         Rule::range_dots => "`..`",
@@ -82,6 +83,7 @@ pub fn syntax_error(error: &Error<Rule>, text: &str, file: FileId, offset: usize
                     | "`in`"
                     | "`and`"
                     | "`or`"
+                    | "`then`"
                     | "the end of the input"
                     | "a declaration (`segment`, `metric` or `stage`)"
                     | "a stage label (`label = condition`)"

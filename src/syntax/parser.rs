@@ -344,16 +344,29 @@ impl Builder {
             Rule::not_expr => {
                 let mut nots = Vec::new();
                 let mut operand = None;
+                let mut steps = Vec::new();
                 for part in pair.into_inner() {
                     match part.as_rule() {
                         Rule::kw_not => nots.push(self.span(&part)),
+                        Rule::sequence_step => steps.push(part),
                         _ => operand = Some(self.expr(part)),
                     }
                 }
-                if self.depth + nots.len() > MAX_NESTING {
+                if self.depth + nots.len() + steps.len() > MAX_NESTING {
                     return self.too_deep_expr(span);
                 }
                 let mut expr = operand.unwrap_or_else(|| self.null_expr(span));
+                if let Some(last) = steps.last() {
+                    let sequence_span = expr.span.to(self.span(last));
+                    let steps = steps.into_iter().map(|s| self.sequence_step(s)).collect();
+                    expr = Expr {
+                        kind: ExprKind::Sequence {
+                            first: Box::new(expr),
+                            steps,
+                        },
+                        span: sequence_span,
+                    };
+                }
                 for not_span in nots.into_iter().rev() {
                     expr = Expr {
                         span: not_span.to(expr.span),
@@ -466,28 +479,6 @@ impl Builder {
                     span,
                 }
             }
-            Rule::sequence => {
-                let mut inner = pair.into_inner();
-                let first = match inner.next() {
-                    Some(event) => self.expr(event),
-                    None => return self.null_expr(span),
-                };
-                if self.depth + inner.len() > MAX_NESTING {
-                    return self.too_deep_expr(span);
-                }
-                let steps = inner.map(|step| self.sequence_step(step)).collect();
-                Expr {
-                    kind: ExprKind::Sequence {
-                        first: Box::new(first),
-                        steps,
-                    },
-                    span,
-                }
-            }
-            Rule::sequence_event => match pair.into_inner().next() {
-                Some(event) => self.expr(event),
-                None => self.null_expr(span),
-            },
             Rule::ranking => {
                 let errors_before = self.diagnostics.0.len();
                 let mut amount = TopAmount::Count(0);
@@ -749,7 +740,7 @@ impl Builder {
         for part in pair.into_inner() {
             match part.as_rule() {
                 Rule::step_not => step.negated = true,
-                Rule::sequence_event => step.event = self.expr(part),
+                Rule::comparison => step.event = self.expr(part),
                 Rule::step_gap => {
                     let gap = part.into_inner().find(|p| p.as_rule() == Rule::additive);
                     step.gap = gap.map(|g| Box::new(self.expr(g)));

@@ -95,13 +95,13 @@ pub fn expr(e: &Expr) -> String {
             format!("{} {}", if *last { "last" } else { "first" }, expr(set))
         }
         ExprKind::Sequence { first, steps } => {
-            let mut text = expr(first);
+            let mut text = p(first);
             for step in steps {
                 text.push_str(" then ");
                 if step.negated {
                     text.push_str("not ");
                 }
-                text.push_str(&expr(&step.event));
+                text.push_str(&p(&step.event));
                 if let Some(gap) = &step.gap {
                     let _ = write!(text, " within {}", p(gap));
                 }
