@@ -11,10 +11,11 @@ use datafusion::arrow::array::{Array, AsArray, Int64Array};
 use segql::Session;
 use segql::live::{Change, Datum, Event, Key, Membership};
 
-const FILES: [&str; 3] = [
+const FILES: [&str; 4] = [
     "examples/shop/segments.seg",
     "bench/segments.seg",
     "tests/sql/constructs.seg",
+    "tests/sql/sequences.seg",
 ];
 
 /// The catalog's `as_of`, the last checkpoint.

@@ -9,9 +9,14 @@ use std::process::{Command, Output, Stdio};
 const SEGMENTS: &str = "examples/shop/segments.seg";
 
 fn watch(args: &[&str], input: &str, directory: &std::path::Path) -> Output {
+    let segments = std::fs::canonicalize(SEGMENTS).expect("the demo segments");
+    watch_file(&segments, args, input, directory)
+}
+
+fn watch_file(segments: &Path, args: &[&str], input: &str, directory: &Path) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_segql"))
         .arg("watch")
-        .arg(std::fs::canonicalize(SEGMENTS).expect("the demo segments"))
+        .arg(segments)
         .args(args)
         .current_dir(directory)
         .env("NO_COLOR", "1")
@@ -95,6 +100,54 @@ fn events_in_changes_out_and_bad_lines_to_the_dead_letters() {
         .collect();
     assert_eq!(numbers, [3, 4, 5]);
     assert_eq!(dead[0]["input"], "not json");
+}
+
+#[test]
+fn a_cart_abandonment_enters_when_its_gap_ends() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let segments = directory.path().join("carts.seg");
+    std::fs::write(
+        &segments,
+        "segment cart_abandoned = added_to_cart(product = p) then not purchased(product = p) within 24h\n",
+    )
+    .expect("write the segment");
+    let catalog = std::fs::canonicalize("examples/shop/segql.toml").expect("the demo catalog");
+    let events = r#"{"event": "profile", "customer_id": 7}
+{"event": "profile", "customer_id": 8}
+{"event": "added_to_cart", "customer_id": 7, "ts": "1998-06-01T10:00:00Z", "product": "a"}
+{"event": "added_to_cart", "customer_id": 8, "ts": "1998-06-01T11:00:00Z", "product": "b"}
+{"event": "purchased", "customer_id": 7, "ts": "1998-06-01T11:30:00Z", "product": "z"}
+{"event": "purchased", "customer_id": 8, "ts": "1998-06-01T12:00:00Z", "product": "b"}
+{"event": "added_to_cart", "customer_id": 8, "ts": "1998-06-01T13:00:00Z", "product": "c"}
+{"event": "purchased", "customer_id": 8, "ts": "1998-06-02T12:59:59Z", "product": "c"}
+{"event": "added_to_cart", "customer_id": 8, "ts": "1998-06-02T14:00:00Z", "product": "d"}
+"#;
+    let output = watch_file(
+        &segments,
+        &[
+            "--catalog",
+            catalog.to_str().expect("a UTF-8 path"),
+            "--segment",
+            "cart_abandoned",
+            "--until",
+            "1998-06-04",
+        ],
+        events,
+        directory.path(),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let expected: Vec<serde_json::Value> = [
+        // Customer 7 bought another product: the cart is abandoned once 24 hours pass,
+        // with no event at that moment.
+        r#"{"segment":"cart_abandoned","key":7,"change":"enter","at":"1998-06-02T10:00:00Z"}"#,
+        // Customer 8 bought the first two products in time; the third is left.
+        r#"{"segment":"cart_abandoned","key":8,"change":"enter","at":"1998-06-03T14:00:00Z"}"#,
+    ]
+    .iter()
+    .map(|l| serde_json::from_str(l).expect("json"))
+    .collect();
+    assert_eq!(lines(&output.stdout), expected, "{stderr}");
 }
 
 #[test]

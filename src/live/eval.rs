@@ -69,6 +69,8 @@ pub struct Names<'a> {
     pub event: Option<&'a HashMap<String, usize>>,
     /// Program measure index -> engine measure position.
     pub measures: &'a HashMap<usize, usize>,
+    /// Program sequence index -> engine measure position (a sequence's value is a bool).
+    pub sequences: &'a HashMap<usize, usize>,
 }
 
 impl Node {
@@ -142,9 +144,13 @@ impl Node {
                 threshold: *threshold,
                 key: boxed(key),
             },
-            // A ranking needs every profile at once, and sequences are not kept yet:
-            // `Membership::new` refuses segments with either, so this is never evaluated.
-            IrExpr::Rank(_) | IrExpr::Sequence(_) => Node::Const(Datum::Null),
+            // A ranking needs every profile at once: `Membership::new` refuses segments
+            // with one, so this is never evaluated.
+            IrExpr::Sequence(id) => names
+                .sequences
+                .get(id)
+                .map_or(Node::Const(Datum::Null), |&i| Node::Measure(i)),
+            IrExpr::Rank(_) => Node::Const(Datum::Null),
         }
     }
 

@@ -39,6 +39,7 @@ mod eval;
 pub mod json;
 mod load;
 mod schedule;
+mod sequence;
 mod state;
 mod value;
 
@@ -49,10 +50,11 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{CatalogSchema, TableSchema};
-use crate::check::ir::{Aggregate, IrExpr, Program, TimePoint, Type, TypedExpr};
+use crate::check::ir::{Aggregate, IrExpr, Program, Sequence, TimePoint, Type, TypedExpr};
 use crate::diagnostic::Diagnostic;
 use eval::{Evaluation, Names, Node};
 use schedule::Schedule;
+use sequence::{CorrelationPlan, SequencePlan, StepPlan};
 use state::{MeasurePlan, MeasureState, Shape};
 
 pub use eval::DAY;
@@ -286,28 +288,18 @@ impl Membership {
                 .with_label(span, "a ranking compares every profile with all the others")
                 .with_help("evaluate it in batch with `segql run`, or watch only the other segments with `--segment NAME`"));
             }
-            let mut sequence = None;
-            crate::plan::visit(&segment.condition, &mut |e| {
-                if let IrExpr::Sequence(_) = e.kind {
-                    sequence.get_or_insert(e.span);
-                }
-            });
-            if let Some(span) = sequence {
-                return Err(Diagnostic::error(
-                    "E0412",
-                    format!("segment `{}` has a sequence, which the real-time engine does not keep yet", segment.name),
-                )
-                .with_label(span, "a sequence")
-                .with_help("evaluate it in batch with `segql run`, or watch only the other segments with `--segment NAME`"));
-            }
         }
-        // The measures the chosen segments read, in first-use order.
+        // The measures the chosen segments read, in first-use order, then their sequences.
         let mut used = Vec::new();
+        let mut sequences_used = Vec::new();
         for segment in &chosen {
-            collect_measures(&segment.condition, program, &mut used);
+            collect_measures(&segment.condition, program, &mut used, &mut sequences_used);
         }
         let positions: HashMap<usize, usize> =
             used.iter().enumerate().map(|(at, &id)| (id, at)).collect();
+        let sequence_positions: HashMap<usize, usize> = (sequences_used.iter().enumerate())
+            .map(|(at, &id)| (id, used.len() + at))
+            .collect();
         let profile_columns = column_positions(&schema.profiles);
         let mut tables: Vec<TableLayout> = schema
             .events
@@ -336,6 +328,7 @@ impl Membership {
                 profile: &profile_columns,
                 event: Some(&event_columns),
                 measures: &positions,
+                sequences: &sequence_positions,
             };
             let filter = measure.filter.as_ref().map(|f| Node::compile(f, &names));
             let relative = |point: Option<TimePoint>| matches!(point, Some(TimePoint::FromNow(_)));
@@ -365,20 +358,45 @@ impl Membership {
                 end: measure.window.end,
                 integer_sum,
                 shape,
+                sequence: None,
             });
             tables[table].measures.push(at);
+        }
+        for &id in &sequences_used {
+            let sequence = &program.sequences[id];
+            let plan = sequence_plan(sequence, schema, &profile_columns)?;
+            let at = measures.len();
+            let mut step_tables: Vec<usize> = plan.steps.iter().map(|s| s.table).collect();
+            step_tables.sort_unstable();
+            step_tables.dedup();
+            for table in step_tables {
+                tables[table].measures.push(at);
+            }
+            measures.push(MeasurePlan {
+                aggregate: Aggregate::Exists,
+                column: None,
+                filter: None,
+                start: sequence.window.start,
+                end: sequence.window.end,
+                integer_sum: false,
+                shape: Shape::Sequence,
+                sequence: Some(plan),
+            });
         }
         let names = Names {
             profile: &profile_columns,
             event: None,
             measures: &positions,
+            sequences: &sequence_positions,
         };
         let mut segments = Vec::new();
         let mut readers = vec![Vec::new(); measures.len()];
         for (at, segment) in chosen.iter().enumerate() {
-            let mut read = Vec::new();
-            collect_measures(&segment.condition, program, &mut read);
-            let read: Vec<usize> = read.iter().map(|id| positions[id]).collect();
+            let (mut read, mut read_sequences) = (Vec::new(), Vec::new());
+            collect_measures(&segment.condition, program, &mut read, &mut read_sequences);
+            let read: Vec<usize> = (read.iter().map(|id| positions[id]))
+                .chain(read_sequences.iter().map(|id| sequence_positions[id]))
+                .collect();
             for &m in &read {
                 readers[m].push(at);
             }
@@ -667,7 +685,7 @@ impl Membership {
                     let plan = &self.measures[at];
                     let changed = profile.measures[at]
                         .get_or_insert_with(|| MeasureState::new(plan))
-                        .add(plan, time, &row, self.now);
+                        .add(plan, table, time, &row, self.now);
                     if changed {
                         self.scratch.changed.push(at);
                     }
@@ -817,15 +835,77 @@ fn position(table: &TableSchema, column: &str) -> usize {
 }
 
 /// The program's measures `expr` reads, including through measure filters.
-fn collect_measures(expr: &TypedExpr, program: &Program, used: &mut Vec<usize>) {
-    crate::plan::visit(expr, &mut |e| {
-        if let IrExpr::Measure(id) = e.kind
-            && !used.contains(&id)
-        {
+/// The measures and sequences `expr` reads, each once, in first-use order.
+fn collect_measures(
+    expr: &TypedExpr,
+    program: &Program,
+    used: &mut Vec<usize>,
+    sequences: &mut Vec<usize>,
+) {
+    crate::plan::visit(expr, &mut |e| match e.kind {
+        IrExpr::Measure(id) if !used.contains(&id) => {
             used.push(id);
             if let Some(filter) = &program.measures[id].filter {
-                collect_measures(filter, program, used);
+                collect_measures(filter, program, used, sequences);
             }
         }
+        IrExpr::Sequence(id) if !sequences.contains(&id) => sequences.push(id),
+        _ => {}
     });
+}
+
+/// A checked sequence compiled for the interpreter: its steps' tables and column
+/// positions, and each bound name numbered.
+fn sequence_plan(
+    sequence: &Sequence,
+    schema: &CatalogSchema,
+    profile_columns: &HashMap<String, usize>,
+) -> Result<SequencePlan, Diagnostic> {
+    let mut bindings: Vec<&str> = Vec::new();
+    let mut steps = Vec::new();
+    for step in &sequence.steps {
+        let Some(table) = schema.events.iter().position(|t| t.name == step.event) else {
+            return Err(crate::internal_error(&format!(
+                "the sequence step over `{}` names no catalog event table",
+                step.event
+            )));
+        };
+        let event_columns = column_positions(&schema.events[table]);
+        let names = Names {
+            profile: profile_columns,
+            event: Some(&event_columns),
+            measures: &HashMap::new(),
+            sequences: &HashMap::new(),
+        };
+        let filter = step.filter.as_ref().map(|f| Node::compile(f, &names));
+        let mut correlations = Vec::new();
+        for c in &step.correlations {
+            let binding = match bindings.iter().position(|b| *b == c.name) {
+                Some(at) => at,
+                None => {
+                    bindings.push(&c.name);
+                    bindings.len() - 1
+                }
+            };
+            correlations.push(CorrelationPlan {
+                column: position(&schema.events[table], &c.column),
+                binding,
+                binds: c.binds,
+            });
+        }
+        steps.push(StepPlan {
+            table,
+            rechecked: filter
+                .as_ref()
+                .is_some_and(Node::depends_on_more_than_the_event),
+            filter,
+            gap: step.gap,
+            negated: step.negated,
+            correlations,
+        });
+    }
+    Ok(SequencePlan {
+        steps,
+        bindings: bindings.len(),
+    })
 }

@@ -7,6 +7,7 @@
 //! | running | the window has no start relative to `now` (none, `since`, `between` dates) and the filter reads only the event | the aggregate itself: a count, a sum (and count for `avg`), a min or max, a set of distinct values, each distinct value with its count (`mode`, `distinct_list`), or the first or last (time, value) |
 //! | windowed | a window start relative to `now` (`within 30d`) | the (time, value) of each counted event still inside the window, oldest first; older ones are dropped |
 //! | rechecked | the filter reads the profile or the clock (`purchased(ts > signup_ts)`) | every event row of that table that a window could still count |
+//! | sequence | a sequence (`added_to_cart then purchased within 1h`) | per step, the event rows its filter accepts that a window could still count (see `sequence.rs`) |
 //!
 //! Running state never changes with the clock. Windowed and rechecked state changes
 //! when the oldest event leaves the window, which is when the profile is scheduled.
@@ -16,6 +17,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use serde::{Deserialize, Serialize};
 
 use super::eval::{Evaluation, Node, truncate};
+use super::sequence::{SequenceClock, SequencePlan, SequenceState};
 use super::value::{Datum, DistinctKey};
 use crate::check::ir::{Aggregate, TimePoint, period_index};
 
@@ -31,6 +33,8 @@ pub struct MeasurePlan {
     /// `sum` over an integer column is an integer.
     pub integer_sum: bool,
     pub shape: Shape,
+    /// The sequence this slot holds, for [`Shape::Sequence`].
+    pub sequence: Option<SequencePlan>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +42,8 @@ pub enum Shape {
     Running,
     Windowed,
     Rechecked,
+    /// Not a measure but a sequence, whose value is whether it holds.
+    Sequence,
 }
 
 impl MeasurePlan {
@@ -103,6 +109,7 @@ pub enum MeasureState {
     Windowed(VecDeque<(i64, Datum)>),
     /// Event rows that may still count, oldest first.
     Rechecked(VecDeque<(i64, Vec<Datum>)>),
+    Sequence(SequenceState),
 }
 
 /// The aggregate so far, for measures whose events never leave.
@@ -141,13 +148,26 @@ impl MeasureState {
             }),
             Shape::Windowed => MeasureState::Windowed(VecDeque::new()),
             Shape::Rechecked => MeasureState::Rechecked(VecDeque::new()),
+            Shape::Sequence => MeasureState::Sequence(
+                plan.sequence
+                    .as_ref()
+                    .map(SequencePlan::new_state)
+                    .unwrap_or_default(),
+            ),
         }
     }
 
-    /// Adds one event of the measure's table (`row`, at `time`) for a profile, at clock
-    /// `now`, and says whether the state changed. Events a window can never count, or
-    /// the filter rejects, are not kept and change nothing.
-    pub fn add(&mut self, plan: &MeasurePlan, time: i64, row: &[Datum], now: i64) -> bool {
+    /// Adds one event of the event table at position `table` (`row`, at `time`) for a
+    /// profile, at clock `now`, and says whether the state changed. Events a window can
+    /// never count, or the filter rejects, are not kept and change nothing.
+    pub fn add(
+        &mut self,
+        plan: &MeasurePlan,
+        table: usize,
+        time: i64,
+        row: &[Datum],
+        now: i64,
+    ) -> bool {
         if !plan.ever_in_window(time) {
             return false;
         }
@@ -161,6 +181,9 @@ impl MeasureState {
             insert_by_time(rows, time, row.to_vec());
             return true;
         }
+        if let (MeasureState::Sequence(state), Some(sequence)) = (&mut *self, &plan.sequence) {
+            return sequence.add(state, table, time, row);
+        }
         if let Some(filter) = &plan.filter {
             let mut evaluation = Evaluation::new(now, &[], &[]);
             evaluation.event = Some(row);
@@ -172,7 +195,7 @@ impl MeasureState {
         match self {
             MeasureState::Running(running) => running.add(plan.aggregate, time, value),
             MeasureState::Windowed(events) => insert_by_time(events, time, value),
-            MeasureState::Rechecked(_) => {}
+            MeasureState::Rechecked(_) | MeasureState::Sequence(_) => {}
         }
         true
     }
@@ -193,6 +216,20 @@ impl MeasureState {
         };
         match self {
             MeasureState::Running(running) => running.value(plan.aggregate),
+            MeasureState::Sequence(state) => {
+                let Some(sequence) = &plan.sequence else {
+                    return Datum::Bool(false);
+                };
+                let clock = SequenceClock {
+                    profile,
+                    start,
+                    in_window: &|time| plan.in_window(time, now),
+                    window_change: &|time| plan.window_change(time, now),
+                    horizon,
+                    restless,
+                };
+                Datum::Bool(sequence.holds(state, now, clock))
+            }
             MeasureState::Windowed(events) => {
                 if let Some(start) = start {
                     while events.front().is_some_and(|(t, _)| *t < start) {
