@@ -46,6 +46,7 @@ pub mod diagnostic;
 pub mod engine;
 pub mod exec;
 pub mod explain;
+pub mod learn;
 pub mod live;
 pub mod plan;
 pub mod render;

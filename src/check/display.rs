@@ -125,7 +125,7 @@ pub fn timestamp(ns: i64) -> String {
         .to_string()
 }
 
-fn duration(ns: i64) -> String {
+pub fn duration(ns: i64) -> String {
     let seconds = ns / 1_000_000_000;
     for (unit, size) in [
         ("y", 365 * 86_400),

@@ -286,6 +286,7 @@ pub enum Function {
     Round,
     Floor,
     Ceil,
+    Exp,
     Coalesce,
     DaysSince,
     DateTrunc,
@@ -296,7 +297,7 @@ pub enum Function {
 }
 
 impl Function {
-    pub const ALL: [Function; 15] = [
+    pub const ALL: [Function; 16] = [
         Function::Lower,
         Function::Upper,
         Function::Length,
@@ -305,6 +306,7 @@ impl Function {
         Function::Round,
         Function::Floor,
         Function::Ceil,
+        Function::Exp,
         Function::Coalesce,
         Function::DaysSince,
         Function::DateTrunc,
@@ -324,6 +326,7 @@ impl Function {
             Function::Round => "round",
             Function::Floor => "floor",
             Function::Ceil => "ceil",
+            Function::Exp => "exp",
             Function::Coalesce => "coalesce",
             Function::DaysSince => "days_since",
             Function::DateTrunc => "date_trunc",
@@ -349,6 +352,7 @@ impl Function {
             Function::Round => "round(number) -> number",
             Function::Floor => "floor(number) -> number",
             Function::Ceil => "ceil(number) -> number",
+            Function::Exp => "exp(number) -> float (e to the power of the number)",
             Function::Coalesce => "coalesce(value, value, ...) -> value",
             Function::DaysSince => "days_since(timestamp) -> float",
             Function::DateTrunc => {

@@ -588,6 +588,15 @@ impl<'a> Checker<'a> {
                 };
                 (expect(self, first, first.ty.is_numeric(), "a number"), ty)
             }
+            Function::Exp => (
+                expect(
+                    self,
+                    first,
+                    first.ty.is_numeric() || first.ty == Type::Null,
+                    "a number",
+                ),
+                Type::Float,
+            ),
             Function::Coalesce => {
                 let mut ty = Type::Null;
                 let mut ok = true;

@@ -17,6 +17,7 @@ use segql::{Report, Session, render};
 
 #[cfg(feature = "ballista")]
 mod cluster;
+mod learn;
 mod progress;
 mod watch;
 
@@ -191,6 +192,14 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Find segments by clustering profiles on features, printed as SegQL definitions
+    /// with their precision and recall
+    Discover(learn::DiscoverArgs),
+    /// Train a propensity model: features at a past cut-off, labels observed in the
+    /// horizon after it, measured on a later holdout
+    Train(learn::TrainArgs),
+    /// Write every profile's score from a model `segql train` saved
+    Score(learn::ScoreArgs),
     /// Explain why one profile is (or is not) a member of a segment
     Why {
         file: PathBuf,
@@ -489,6 +498,9 @@ pub async fn run(cli: Cli) -> ExitCode {
             as_of,
             common,
         } => why(&file, &segment, &key, as_of, &common).await,
+        Command::Discover(args) => learn::run_discover(args).await,
+        Command::Train(args) => learn::run_train(args).await,
+        Command::Score(args) => learn::run_score(args).await,
         Command::Repl { files, common } => repl(&files, &common).await,
         Command::Demo {
             customers,

@@ -706,6 +706,10 @@ fn scalar_function(function: Function, args: &[Datum]) -> Datum {
             )
         }),
         Function::Length => string(0).map_or(Datum::Null, |s| Datum::Int(s.chars().count() as i64)),
+        Function::Exp => args
+            .first()
+            .and_then(Datum::as_float)
+            .map_or(Datum::Null, |x| Datum::Float(x.exp())),
         Function::GeoDistanceKm => {
             let coordinates: Option<Vec<f64>> = args
                 .iter()

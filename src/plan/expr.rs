@@ -5,7 +5,7 @@ use datafusion::common::{Column, ScalarValue};
 use datafusion::error::Result;
 use datafusion::functions::expr_fn::{
     abs, ascii, asin, btrim, ceil, character_length, concat, contains, cos, date_part, date_trunc,
-    ends_with, floor, md5, nullif, radians, round, sin, sqrt, starts_with, substring, upper,
+    ends_with, exp, floor, md5, nullif, radians, round, sin, sqrt, starts_with, substring, upper,
 };
 use datafusion::functions_nested::expr_fn::{array_has, array_has_all, array_has_any, make_array};
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator, binary_expr, cast, lit, when};
@@ -434,6 +434,7 @@ fn lower_function(
         Function::Round => round(vec![arg(0)]),
         Function::Floor => floor(arg(0)),
         Function::Ceil => ceil(arg(0)),
+        Function::Exp => exp(cast(arg(0), DataType::Float64)),
         Function::Coalesce => coalesce(args),
         // Other engines cannot cast a timestamp to an integer: seconds since the epoch
         // there (`date_part('epoch', t)`), exact to the engines' microseconds.

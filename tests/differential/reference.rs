@@ -516,6 +516,7 @@ impl Reference<'_> {
                 }),
                 other => panic!("not a number: {other:?}"),
             },
+            Function::Exp => V::Float(as_float(&args[0]).exp()),
             Function::Coalesce => unreachable!("handled above"),
             Function::DaysSince => {
                 let V::Ts(t) = args[0] else {
