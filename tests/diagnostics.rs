@@ -468,6 +468,26 @@ async fn e0410_engine_unavailable() {
     assert!(rendered.contains("ballista://127.0.0.1:1"), "{rendered}");
 }
 
+/// Rendered diagnostics of computing the features `names` on the standard catalog.
+async fn features_error(names: &[&str]) -> String {
+    let mut session = session_for(CATALOG, false)
+        .await
+        .expect("the test catalog is valid");
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let as_of = session.as_of();
+    match segql::learn::feature_table(&mut session, &names, as_of, None).await {
+        Ok(_) => String::new(),
+        Err(report) => report.render(false),
+    }
+}
+
+case!(
+    e0412_feature_not_a_number,
+    "E0412",
+    features_error(&["age", "country"]).await
+);
+case!(e0413_cannot_learn, "E0413", features_error(&[]).await);
+
 #[tokio::test]
 async fn e0411_not_available_in_real_time() {
     let mut session = Session::open(Path::new("examples/shop/segql.toml"))
@@ -511,6 +531,7 @@ fn every_documented_code_is_tested() {
         "src/check/population.rs",
         "src/check/sequence.rs",
         "src/live/mod.rs",
+        "src/learn/mod.rs",
     ]
     .iter()
     .map(|p| std::fs::read_to_string(p).expect("source"))
