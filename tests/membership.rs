@@ -228,6 +228,11 @@ async fn profile_conditions_match_sql() {
     h.same("coalesce(income, 0) < 20000", "coalesce(income, 0) < 20000")
         .await;
     h.same(
+        "1 / (1 + exp(-(churn_score * 4 - 2))) > 0.6 and exp(age) > exp(40)",
+        "1.0 / (1.0 + exp(-(churn_score * 4 - 2))) > 0.6 AND age > 40",
+    )
+    .await;
+    h.same(
         "year(signup_ts) = 1996 and month(signup_ts) <= 6",
         "date_part('year', signup_ts) = 1996 AND date_part('month', signup_ts) <= 6",
     )
