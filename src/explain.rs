@@ -105,6 +105,14 @@ pub async fn why(session: &Session, segment: &str, key: &str) -> Result<String, 
             let indent = "  ".repeat(node.depth + 3);
             let sequence = &session.program().sequences[id];
             let _ = writeln!(out, "{indent}{}", display::sequence(sequence));
+            for (step, written) in sequence.steps.iter().enumerate() {
+                let _ = writeln!(out, "{indent}step {}: {}", step + 1, written.event);
+                let events_plan = planner
+                    .sequence_step_events(id, step, key_expr.clone(), EVENTS_SHOWN + 1)
+                    .map_err(|e| report(internal_error(&e.to_string())))?;
+                let events = session.execute(events_plan).await?;
+                list_events(&mut out, &format!("{indent}  "), &events);
+            }
         }
         if let IrExpr::Measure(id) = node.expr.kind {
             let indent = "  ".repeat(node.depth + 3);
@@ -117,35 +125,40 @@ pub async fn why(session: &Session, segment: &str, key: &str) -> Result<String, 
                 .measure_events(id, key_expr.clone(), EVENTS_SHOWN + 1)
                 .map_err(|e| report(internal_error(&e.to_string())))?;
             let events = session.execute(events_plan).await?;
-            let rows: usize = events.iter().map(RecordBatch::num_rows).sum();
-            if rows == 0 {
-                let _ = writeln!(out, "{indent}no matching events");
-            }
-            let mut shown_rows = 0;
-            for batch in &events {
-                for row in 0..batch.num_rows() {
-                    if shown_rows == EVENTS_SHOWN {
-                        let _ = writeln!(out, "{indent}… more events");
-                        break;
-                    }
-                    let cells: Vec<String> = (0..batch.num_columns())
-                        .map(|c| {
-                            let name = batch.schema().field(c).name().clone();
-                            let value = format_cell(batch, c, row);
-                            if c == 0 {
-                                value
-                            } else {
-                                format!("{name}={value}")
-                            }
-                        })
-                        .collect();
-                    let _ = writeln!(out, "{indent}• {}", cells.join("  "));
-                    shown_rows += 1;
-                }
-            }
+            list_events(&mut out, &indent, &events);
         }
     }
     Ok(out)
+}
+
+/// One line per event (its time, then `column=value`), at most [`EVENTS_SHOWN`].
+fn list_events(out: &mut String, indent: &str, events: &[RecordBatch]) {
+    let rows: usize = events.iter().map(RecordBatch::num_rows).sum();
+    if rows == 0 {
+        let _ = writeln!(out, "{indent}no matching events");
+    }
+    let mut shown_rows = 0;
+    for batch in events {
+        for row in 0..batch.num_rows() {
+            if shown_rows == EVENTS_SHOWN {
+                let _ = writeln!(out, "{indent}… more events");
+                return;
+            }
+            let cells: Vec<String> = (0..batch.num_columns())
+                .map(|c| {
+                    let name = batch.schema().field(c).name().clone();
+                    let value = format_cell(batch, c, row);
+                    if c == 0 {
+                        value
+                    } else {
+                        format!("{name}={value}")
+                    }
+                })
+                .collect();
+            let _ = writeln!(out, "{indent}• {}", cells.join("  "));
+            shown_rows += 1;
+        }
+    }
 }
 
 fn key_literal(session: &Session, key: &str) -> Result<Expr, Diagnostic> {

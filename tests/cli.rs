@@ -582,6 +582,48 @@ fn why_shows_the_value_a_ranking_orders_by() {
 }
 
 #[test]
+fn why_lists_each_step_of_a_sequence_with_its_events() {
+    let sequences = "tests/sql/sequences.seg";
+    let catalog = "examples/shop/segql.toml";
+    let run = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--catalog", catalog]);
+        segql(&all)
+    };
+    let members = stdout(&run(&[
+        "run",
+        sequences,
+        "--segment",
+        "viewed_product_bought",
+    ]));
+    let member = members.lines().nth(1).expect("a member").to_string();
+    let output = run(&[
+        "why",
+        sequences,
+        "--segment",
+        "viewed_product_bought",
+        "--key",
+        &member,
+    ]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let text = stdout(&output);
+    let step = |n: usize, event: &str| {
+        let at = text
+            .find(&format!("step {n}: {event}"))
+            .unwrap_or_else(|| panic!("no step {n} in\n{text}"));
+        text[at..].lines().nth(1).unwrap_or_default().to_string()
+    };
+    // Each step lists the member's events with the correlated product.
+    for (n, event) in [(1, "viewed"), (2, "purchased")] {
+        let first = step(n, event);
+        assert!(
+            first.contains("• 199") && first.contains("product="),
+            "{first}\n{text}"
+        );
+    }
+}
+
+#[test]
 fn repl_runs_a_script_from_standard_input() {
     use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_segql"))

@@ -408,3 +408,94 @@ async fn features_at_a_cut_off_see_no_later_event() {
         .expect("features");
     assert_ne!(a.rows, now.rows);
 }
+
+#[test]
+fn train_and_score_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    churning_shop(13).write(dir.path());
+    let segql = env!("CARGO_BIN_EXE_segql");
+    let train = Command::new(segql)
+        .args([
+            "train",
+            "features.seg",
+            "--label",
+            "not purchased within 90d",
+        ])
+        .args([
+            "--horizon",
+            "90d",
+            "--features",
+            "recency,frequency,browsing",
+        ])
+        .args(["--out", "churn.json", "--metric", "churn_risk"])
+        .current_dir(dir.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("segql train runs");
+    let stdout = String::from_utf8_lossy(&train.stdout);
+    assert!(
+        train.status.success(),
+        "{}",
+        String::from_utf8_lossy(&train.stderr)
+    );
+    assert!(stdout.contains("holdout AUC"), "{stdout}");
+    let metric = std::fs::read_to_string(dir.path().join("churn_risk.seg")).expect("the metric");
+    assert!(
+        metric.contains("metric churn_risk = 1 / (1 + exp("),
+        "{metric}"
+    );
+    // The metric works in a segment next to the features.
+    std::fs::write(
+        dir.path().join("all.seg"),
+        format!("{FEATURES}{metric}segment at_risk = churn_risk > 0.5\n"),
+    )
+    .expect("write");
+    let count = Command::new(segql)
+        .args(["count", "all.seg", "--segment", "at_risk"])
+        .current_dir(dir.path())
+        .output()
+        .expect("segql count runs");
+    assert!(
+        count.status.success(),
+        "{}",
+        String::from_utf8_lossy(&count.stderr)
+    );
+    let score = Command::new(segql)
+        .args([
+            "score",
+            "features.seg",
+            "--model",
+            "churn.json",
+            "--out",
+            "scores.parquet",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .expect("segql score runs");
+    assert!(
+        score.status.success(),
+        "{}",
+        String::from_utf8_lossy(&score.stderr)
+    );
+    let file = std::fs::File::open(dir.path().join("scores.parquet")).expect("the scores");
+    let reader =
+        datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .expect("a Parquet file")
+            .build()
+            .expect("a reader");
+    let rows: usize = reader.map(|b| b.expect("a batch").num_rows()).sum();
+    assert_eq!(rows, 1200);
+    // A file that is not a model is named.
+    std::fs::write(dir.path().join("bad.json"), "{}").expect("write");
+    let bad = Command::new(segql)
+        .args(["score", "features.seg", "--model", "bad.json"])
+        .current_dir(dir.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("segql score runs");
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        !bad.status.success() && stderr.contains("E0413") && stderr.contains("not a SegQL model"),
+        "{stderr}"
+    );
+}

@@ -78,9 +78,9 @@ pub struct ScoreArgs {
     /// The score column's name
     #[arg(long, value_name = "NAME", default_value = "score")]
     name: String,
-    /// Output format
-    #[arg(long, value_enum, default_value_t = Format::Csv)]
-    format: Format,
+    /// Output format (default: from the `--out` extension, else csv)
+    #[arg(long, value_enum)]
+    format: Option<Format>,
     /// Write to this file instead of standard output (required for parquet)
     #[arg(long, value_name = "PATH")]
     out: Option<PathBuf>,
@@ -345,7 +345,8 @@ fn report_text(model: &Model) -> String {
 
 pub async fn run_score(args: ScoreArgs) -> ExitCode {
     let printer = Printer::new(args.common.diagnostics);
-    if args.format == Format::Parquet && args.out.is_none() {
+    let format = Format::chosen(args.format, args.out.as_deref());
+    if format == Format::Parquet && args.out.is_none() {
         eprintln!("error: `--format parquet` needs `--out PATH`");
         return ExitCode::from(2);
     }
@@ -372,7 +373,7 @@ pub async fn run_score(args: ScoreArgs) -> ExitCode {
     execute_and_write(
         &session,
         plan,
-        (args.format, args.out.as_deref()),
+        (format, args.out.as_deref()),
         &args.common,
         &printer,
         progress,

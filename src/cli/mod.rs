@@ -299,6 +299,22 @@ enum Format {
     Parquet,
 }
 
+impl Format {
+    /// The format `--format` names, else the one `--out`'s extension implies (`.parquet`,
+    /// `.ndjson`/`.jsonl`/`.json`), else CSV.
+    fn chosen(format: Option<Format>, out: Option<&Path>) -> Format {
+        let extension = out
+            .and_then(|p| p.extension())
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        format.unwrap_or(match extension.as_deref() {
+            Some("parquet") => Format::Parquet,
+            Some("ndjson" | "jsonl" | "json") => Format::Ndjson,
+            _ => Format::Csv,
+        })
+    }
+}
+
 /// `"2.5 GiB"` -> `("2.5", "GiB")`: the leading number and the unit after it.
 fn amount_and_unit(text: &str) -> (&str, &str) {
     let trimmed = text.trim();

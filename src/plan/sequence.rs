@@ -130,6 +130,51 @@ impl Planner<'_> {
             .build()
     }
 
+    /// The events of step `step` of sequence `id` for the profile with key `key`, by time
+    /// (at most `limit`): the time, and the columns the step correlates.
+    pub fn sequence_step_events(
+        &self,
+        id: usize,
+        step: usize,
+        key: Expr,
+        limit: usize,
+    ) -> Result<LogicalPlan> {
+        let sequence = &self.program.sequences[id];
+        let step = &sequence.steps[step];
+        let profiles = &self.catalog.profiles;
+        let key_type = (profiles.column(&profiles.key))
+            .and_then(|c| c.ty.clone())
+            .unwrap_or(Type::Int);
+        let time_name = self
+            .event_table(&step.event)?
+            .time
+            .clone()
+            .unwrap_or_default();
+        let mut projection = vec![col("__t").alias(time_name)];
+        for c in &step.correlations {
+            let name = if c.binds {
+                bound_column(&c.name)
+            } else {
+                compared_column(&c.name)
+            };
+            projection.push(col(name).alias(c.column.as_str()));
+        }
+        self.step_events(step, sequence.window, &key_type)?
+            .filter(col("__key").eq(key))?
+            .project(projection)?
+            .sort(vec![
+                col(Column::from_name(
+                    self.event_table(&step.event)?
+                        .time
+                        .clone()
+                        .unwrap_or_default(),
+                ))
+                .sort(true, false),
+            ])?
+            .limit(0, Some(limit))?
+            .build()
+    }
+
     /// One step's events: `__key`, `__t`, and the values it binds ([`bound_column`]) or
     /// compares ([`compared_column`]).
     fn step_events(
