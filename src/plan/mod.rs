@@ -26,6 +26,7 @@ use datafusion::functions_aggregate::average::avg_udaf;
 use datafusion::functions_aggregate::count::count_udaf;
 use datafusion::functions_aggregate::expr_fn::{array_agg, avg, count, first_value, max, min, sum};
 use datafusion::functions_aggregate::stddev::stddev_pop_udaf;
+use datafusion::functions_nested::expr_fn::array_sort;
 use datafusion::functions_window::expr_fn::{percent_rank, row_number};
 use datafusion::logical_expr::{
     AggregateUDF, Expr, ExprFunctionExt, JoinType, LogicalPlan, LogicalPlanBuilder,
@@ -789,9 +790,15 @@ impl<'a> Planner<'a> {
                     .alias(alias)?
                     .build();
             }
-            Aggregate::DistinctList => array_agg(col("__value"))
+            // Other engines' SQL orders inside the aggregate. DataFusion's ordered
+            // `array_agg` keeps the ordering for every row and merges it: 24 s and 3 GB
+            // over the views of 1M customers, where sorting each finished list takes 0.8 s.
+            Aggregate::DistinctList if self.portable => array_agg(col("__value"))
                 .order_by(vec![ascending()])
                 .build()?,
+            Aggregate::DistinctList => {
+                array_sort(array_agg(col("__value")), lit("ASC"), lit("NULLS LAST"))
+            }
             _ => count(col("__value")),
         };
         pairs
