@@ -55,6 +55,16 @@ pub async fn feature_table(
     as_of: i64,
     base: Option<&str>,
 ) -> Result<FeatureTable, Report> {
+    if names.is_empty() {
+        return Err(Report::new(
+            learn_error(
+                "no features were given",
+                "name them with `--features a,b,c`: numeric metrics and profile columns",
+            )
+            .into(),
+            session.sources(),
+        ));
+    }
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let columns = session.output_columns(&refs)?;
     let mut whole = Vec::new();
@@ -79,16 +89,6 @@ pub async fn feature_table(
             }
         }
         profile_column.push(matches!(column.expr.kind, IrExpr::ProfileColumn(_)));
-    }
-    if names.is_empty() {
-        return Err(Report::new(
-            learn_error(
-                "no features were given",
-                "name them with `--features a,b,c`: numeric metrics and profile columns",
-            )
-            .into(),
-            session.sources(),
-        ));
     }
     let previous = session.as_of();
     session.set_as_of(as_of);
@@ -171,14 +171,12 @@ async fn keys_of(
     session: &Session,
     plan: datafusion::logical_expr::LogicalPlan,
 ) -> Result<HashSet<String>, Report> {
+    // One segment's or one condition's members: the key is the first column.
     let batches = session.execute(plan).await?;
     let mut keys = HashSet::new();
     for batch in &batches {
-        // Several segments' plans lead with the segment's name.
-        let key_column =
-            usize::from(batch.num_columns() > 1 && batch.schema().field(0).name() == "segment");
         for row in 0..batch.num_rows() {
-            keys.insert(format_cell(batch, key_column, row));
+            keys.insert(format_cell(batch, 0, row));
         }
     }
     Ok(keys)
