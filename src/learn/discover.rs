@@ -13,6 +13,8 @@ use crate::diagnostic::Diagnostic;
 
 /// The most clusters `--k auto` tries.
 pub const MAX_AUTO_K: usize = 8;
+/// The profiles `--k auto` fits each candidate k on before fitting the chosen one on all.
+const SELECTION_SAMPLE: usize = 50_000;
 /// The profiles the silhouette of each candidate k is computed on (it is quadratic).
 const SILHOUETTE_SAMPLE: usize = 1_000;
 /// The most ranges a cluster's condition has.
@@ -130,17 +132,28 @@ pub fn discover(table: &FeatureTable, count: ClusterCount) -> Result<Discovery, 
         ClusterCount::Fixed(k) => vec![k],
         ClusterCount::Auto => (2..=MAX_AUTO_K).filter(|k| raw.len() >= 5 * k).collect(),
     };
-    let mut best: Option<(f64, Vec<usize>)> = None;
-    for k in candidates {
-        let labels = k_means(&z, k)?;
-        let score = silhouette(&z, &labels);
-        if best.as_ref().is_none_or(|(s, _)| score > *s) {
-            best = Some((score, labels));
+    // k is chosen on an evenly spaced sample, then fitted on every profile.
+    let step = z.nrows().div_ceil(SELECTION_SAMPLE).max(1);
+    let sample = z.select(
+        ndarray::Axis(0),
+        &(0..z.nrows()).step_by(step).collect::<Vec<_>>(),
+    );
+    let mut best: Option<(f64, usize)> = None;
+    for &k in &candidates {
+        if candidates.len() == 1 {
+            best = Some((0.0, k));
+            break;
+        }
+        let score = silhouette(&sample, &k_means(&sample, k)?);
+        if best.is_none_or(|(s, _)| score > s) {
+            best = Some((score, k));
         }
     }
-    let Some((silhouette, labels)) = best else {
+    let Some((_, k)) = best else {
         return Err(learn_error("no number of clusters fits", "give `--k N`"));
     };
+    let labels = k_means(&z, k)?;
+    let silhouette = silhouette(&z, &labels);
     // Clusters by size, largest first, so the output is stable.
     let k = labels.iter().max().map_or(0, |m| m + 1);
     let mut sizes: Vec<(usize, usize)> = (0..k)
