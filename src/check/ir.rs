@@ -535,6 +535,18 @@ impl Measure {
     }
 }
 
+/// The index of `item` in `items`, added unless one with the same structure (spans
+/// aside) is there.
+fn intern<T: fmt::Debug>(items: &mut Vec<T>, item: T) -> usize {
+    let identity = format!("{item:?}");
+    if let Some(i) = (items.iter()).position(|x| same_ignoring_spans(&format!("{x:?}"), &identity))
+    {
+        return i;
+    }
+    items.push(item);
+    items.len() - 1
+}
+
 /// Whether two `Debug` renderings are equal once spans are removed.
 pub(crate) fn same_ignoring_spans(a: &str, b: &str) -> bool {
     strip_spans(a) == strip_spans(b)
@@ -620,25 +632,11 @@ impl Program {
 
     /// Adds a ranking unless an identical one exists; returns its index.
     pub fn intern_ranking(&mut self, ranking: Ranking) -> usize {
-        let identity = format!("{ranking:?}");
-        if let Some(i) =
-            (self.rankings.iter()).position(|r| same_ignoring_spans(&format!("{r:?}"), &identity))
-        {
-            return i;
-        }
-        self.rankings.push(ranking);
-        self.rankings.len() - 1
+        intern(&mut self.rankings, ranking)
     }
 
     /// Adds a sequence unless an identical one exists; returns its index.
     pub fn intern_sequence(&mut self, sequence: Sequence) -> usize {
-        let identity = format!("{sequence:?}");
-        if let Some(i) =
-            (self.sequences.iter()).position(|s| same_ignoring_spans(&format!("{s:?}"), &identity))
-        {
-            return i;
-        }
-        self.sequences.push(sequence);
-        self.sequences.len() - 1
+        intern(&mut self.sequences, sequence)
     }
 }
