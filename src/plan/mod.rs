@@ -258,12 +258,7 @@ impl<'a> Planner<'a> {
         let table = self.event_table(&measure.event)?;
         let time_name = table.time.clone().unwrap_or_default();
         let columns = self.pass_columns(table, &[id]);
-        let profile_key_type = self
-            .catalog
-            .profiles
-            .column(&self.catalog.profiles.key)
-            .and_then(|c| c.ty.clone())
-            .unwrap_or(Type::Int);
+        let profile_key_type = self.profile_key_type();
         let time = col(Column::from_name(time_name.as_str()));
         let mut condition = time
             .clone()
@@ -328,6 +323,14 @@ impl<'a> Planner<'a> {
         Ok(projection)
     }
 
+    /// The profile key's type, which event keys are read as.
+    fn profile_key_type(&self) -> Type {
+        let profiles = &self.catalog.profiles;
+        (profiles.column(&profiles.key))
+            .and_then(|c| c.ty.clone())
+            .unwrap_or(Type::Int)
+    }
+
     fn key_column(&self) -> Expr {
         Expr::Column(Column::new(
             Some(PROFILES_ALIAS),
@@ -380,10 +383,7 @@ impl<'a> Planner<'a> {
                 .1
                 .push(id);
         }
-        let profile_key_type = profiles
-            .column(&profiles.key)
-            .and_then(|c| c.ty.clone())
-            .unwrap_or(Type::Int);
+        let profile_key_type = self.profile_key_type();
         for (alias, (event, ids)) in relations {
             let measures_plan = match ids.as_slice() {
                 [id] if self.program.measures[*id].aggregate.groups_values() => {

@@ -141,16 +141,12 @@ impl Planner<'_> {
     ) -> Result<LogicalPlan> {
         let sequence = &self.program.sequences[id];
         let step = &sequence.steps[step];
-        let profiles = &self.catalog.profiles;
-        let key_type = (profiles.column(&profiles.key))
-            .and_then(|c| c.ty.clone())
-            .unwrap_or(Type::Int);
         let time_name = self
             .event_table(&step.event)?
             .time
             .clone()
             .unwrap_or_default();
-        let mut projection = vec![col("__t").alias(time_name)];
+        let mut projection = vec![col("__t").alias(time_name.as_str())];
         for c in &step.correlations {
             let name = if c.binds {
                 bound_column(&c.name)
@@ -159,18 +155,10 @@ impl Planner<'_> {
             };
             projection.push(col(name).alias(c.column.as_str()));
         }
-        self.step_events(step, sequence.window, &key_type)?
+        self.step_events(step, sequence.window, &self.profile_key_type())?
             .filter(col("__key").eq(key))?
             .project(projection)?
-            .sort(vec![
-                col(Column::from_name(
-                    self.event_table(&step.event)?
-                        .time
-                        .clone()
-                        .unwrap_or_default(),
-                ))
-                .sort(true, false),
-            ])?
+            .sort(vec![col(Column::from_name(time_name)).sort(true, false)])?
             .limit(0, Some(limit))?
             .build()
     }
