@@ -98,6 +98,33 @@ impl std::fmt::Display for Report {
 
 impl std::error::Error for Report {}
 
+/// Runs `evaluation`, stopped with E0407 after `timeout`. For evaluations that hold the
+/// session mutably; [`Session::with_timeout`] is the same for the others.
+pub async fn timed<T>(
+    timeout: Option<std::time::Duration>,
+    sources: &SourceMap,
+    evaluation: impl std::future::Future<Output = Result<T, Report>>,
+) -> Result<T, Report> {
+    let Some(timeout) = timeout else {
+        return evaluation.await;
+    };
+    match tokio::time::timeout(timeout, evaluation).await {
+        Ok(result) => result,
+        Err(_) => {
+            let diagnostic = Diagnostic::error(
+                "E0407",
+                format!(
+                    "the evaluation took longer than the timeout of {timeout:?} and was stopped"
+                ),
+            )
+            .with_help(
+                "raise `--timeout`, evaluate fewer segments at once, or narrow their windows",
+            );
+            Err(Report::new(diagnostic.into(), sources))
+        }
+    }
+}
+
 /// A catalog with its tables registered, the segment files added so far, and their
 /// checked program. The embedding API.
 pub struct Session {
@@ -572,24 +599,7 @@ impl Session {
         timeout: Option<std::time::Duration>,
         evaluation: impl std::future::Future<Output = Result<T, Report>>,
     ) -> Result<T, Report> {
-        let Some(timeout) = timeout else {
-            return evaluation.await;
-        };
-        match tokio::time::timeout(timeout, evaluation).await {
-            Ok(result) => result,
-            Err(_) => {
-                let diagnostic = Diagnostic::error(
-                    "E0407",
-                    format!(
-                        "the evaluation took longer than the timeout of {timeout:?} and was stopped"
-                    ),
-                )
-                .with_help(
-                    "raise `--timeout`, evaluate fewer segments at once, or narrow their windows",
-                );
-                Err(Report::new(diagnostic.into(), &self.sources))
-            }
-        }
+        timed(timeout, &self.sources, evaluation).await
     }
 
     /// Checks that every profile has a key and no key appears twice: otherwise members would

@@ -124,14 +124,15 @@ pub async fn run_discover(args: DiscoverArgs) -> ExitCode {
     };
     let progress = Progress::start("computing features and clusters");
     let as_of = session.as_of();
-    let table = checked_features(
-        &mut session,
-        &args.common,
-        &args.features,
-        as_of,
-        args.segment.as_deref(),
-    )
-    .await;
+    let sources = session.sources().clone();
+    let table = match session.check_profile_keys().await {
+        Ok(()) => {
+            let features =
+                feature_table(&mut session, &args.features, as_of, args.segment.as_deref());
+            segql::timed(args.common.timeout, &sources, features).await
+        }
+        Err(report) => Err(report),
+    };
     progress.finish();
     let table = match table {
         Ok(table) => table,
@@ -158,34 +159,6 @@ pub async fn run_discover(args: DiscoverArgs) -> ExitCode {
         }
     }
     print_stdout(&text)
-}
-
-/// The features, checked together with the profile keys (E0406).
-async fn checked_features(
-    session: &mut Session,
-    common: &Common,
-    features: &[String],
-    as_of: i64,
-    base: Option<&str>,
-) -> Result<segql::learn::FeatureTable, Report> {
-    session.check_profile_keys().await?;
-    let timeout = common.timeout;
-    let table = feature_table(session, features, as_of, base);
-    match timeout {
-        Some(limit) => tokio::time::timeout(limit, table)
-            .await
-            .unwrap_or_else(|_| {
-                Err(Report::new(
-                    learn_error(
-                        "the features took longer than `--timeout`",
-                        "raise `--timeout`",
-                    )
-                    .into(),
-                    &segql::diagnostic::SourceMap::new(),
-                ))
-            }),
-        None => table.await,
-    }
 }
 
 /// The clusters as a SegQL file: a comment per cluster and its segment, each checked.
@@ -262,7 +235,13 @@ pub async fn run_train(args: TrainArgs) -> ExitCode {
         base: args.segment.as_deref(),
     };
     let progress = Progress::start("computing features at two cut-offs and training");
-    let model = train(&mut session, &training).await;
+    let sources = session.sources().clone();
+    let model = segql::timed(
+        args.common.timeout,
+        &sources,
+        train(&mut session, &training),
+    )
+    .await;
     progress.finish();
     let model = match model {
         Ok(model) => model,
