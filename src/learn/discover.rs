@@ -120,11 +120,8 @@ pub fn discover(table: &FeatureTable, count: ClusterCount) -> Result<Discovery, 
              not null for most profiles (wrap them in `coalesce(..., 0)`), or a smaller `--k`",
         ));
     }
-    let present: Vec<Vec<Option<f64>>> = raw
-        .iter()
-        .map(|r| r.iter().copied().map(Some).collect())
-        .collect();
-    let (means, deviations) = moments(&present, width);
+    let complete_rows: Vec<&Vec<Option<f64>>> = complete.iter().map(|&i| &table.rows[i]).collect();
+    let (means, deviations) = moments(&complete_rows, width);
     let z = Array2::from_shape_fn((raw.len(), width), |(i, f)| {
         z_score(raw[i][f], means[f], deviations[f])
     });

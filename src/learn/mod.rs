@@ -183,11 +183,11 @@ async fn keys_of(
 }
 
 /// Mean and population standard deviation of each column of `rows` (present values).
-pub fn moments(rows: &[Vec<Option<f64>>], width: usize) -> (Vec<f64>, Vec<f64>) {
+pub fn moments<R: AsRef<[Option<f64>]>>(rows: &[R], width: usize) -> (Vec<f64>, Vec<f64>) {
     let mut means = vec![0.0; width];
     let mut deviations = vec![0.0; width];
     for f in 0..width {
-        let values: Vec<f64> = rows.iter().filter_map(|r| r[f]).collect();
+        let values: Vec<f64> = rows.iter().filter_map(|r| r.as_ref()[f]).collect();
         if values.is_empty() {
             continue;
         }
