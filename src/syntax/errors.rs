@@ -37,7 +37,7 @@ fn describe(rule: Rule) -> Option<&'static str> {
         | Rule::kw_starts_with
         | Rule::kw_ends_with
         | Rule::kw_matches => "a comparison operator",
-        Rule::additive_op | Rule::multiplicative_op => "an arithmetic operator",
+        Rule::arith_op => "an arithmetic operator",
         Rule::kw_and => "`and`",
         Rule::kw_then | Rule::sequence_step => "`then`",
         Rule::kw_or => "`or`",

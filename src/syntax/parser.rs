@@ -291,10 +291,7 @@ impl Builder {
     /// `depth` counts the nesting the AST will have: brackets, calls and lists here, and
     /// the length of operator chains where they are built.
     fn expr(&mut self, pair: Pair<Rule>) -> Expr {
-        let nests = matches!(
-            pair.as_rule(),
-            Rule::paren | Rule::list | Rule::call | Rule::window
-        );
+        let nests = matches!(pair.as_rule(), Rule::paren | Rule::list | Rule::call);
         self.depth += usize::from(nests);
         let expr = if self.depth > MAX_NESTING {
             let span = self.span(&pair);
@@ -320,100 +317,8 @@ impl Builder {
     fn expr_inner(&mut self, pair: Pair<Rule>) -> Expr {
         let span = self.span(&pair);
         match pair.as_rule() {
-            Rule::expr => {
-                let mut inner = pair.into_inner();
-                let Some(first) = inner.next() else {
-                    return self.null_expr(span);
-                };
-                let mut expr = self.expr(first);
-                for window in inner {
-                    let window_span = self.span(&window);
-                    let window = self.window(window);
-                    expr = Expr {
-                        span: expr.span.to(window_span),
-                        kind: ExprKind::Window {
-                            expr: Box::new(expr),
-                            window,
-                        },
-                    };
-                }
-                expr
-            }
-            Rule::or_expr | Rule::and_expr => self.left_chain(pair),
-            Rule::additive | Rule::multiplicative => self.left_chain(pair),
-            Rule::not_expr => {
-                let mut nots = Vec::new();
-                let mut operand = None;
-                let mut steps = Vec::new();
-                for part in pair.into_inner() {
-                    match part.as_rule() {
-                        Rule::kw_not => nots.push(self.span(&part)),
-                        Rule::sequence_step => steps.push(part),
-                        _ => operand = Some(self.expr(part)),
-                    }
-                }
-                if self.depth + nots.len() + steps.len() > MAX_NESTING {
-                    return self.too_deep_expr(span);
-                }
-                let mut expr = operand.unwrap_or_else(|| self.null_expr(span));
-                if let Some(last) = steps.last() {
-                    let sequence_span = expr.span.to(self.span(last));
-                    let steps = steps.into_iter().map(|s| self.sequence_step(s)).collect();
-                    expr = Expr {
-                        kind: ExprKind::Sequence {
-                            first: Box::new(expr),
-                            steps,
-                        },
-                        span: sequence_span,
-                    };
-                }
-                for not_span in nots.into_iter().rev() {
-                    expr = Expr {
-                        span: not_span.to(expr.span),
-                        kind: ExprKind::Not(Box::new(expr)),
-                    };
-                }
-                expr
-            }
-            Rule::comparison => self.comparison(pair),
-            Rule::unary => {
-                let mut negations = Vec::new();
-                let mut operand = None;
-                for part in pair.into_inner() {
-                    match part.as_rule() {
-                        Rule::negate => negations.push(self.span(&part)),
-                        _ => operand = Some(self.expr(part)),
-                    }
-                }
-                if self.depth + negations.len() > MAX_NESTING {
-                    return self.too_deep_expr(span);
-                }
-                let mut expr = operand.unwrap_or_else(|| self.null_expr(span));
-                for negate_span in negations.into_iter().rev() {
-                    expr = Expr {
-                        span: negate_span.to(expr.span),
-                        kind: ExprKind::Negate(Box::new(expr)),
-                    };
-                }
-                expr
-            }
-            Rule::postfix => {
-                let mut inner = pair.into_inner();
-                let base = match inner.next() {
-                    Some(p) => self.expr(p),
-                    None => return self.null_expr(span),
-                };
-                match inner.next().and_then(|member| member.into_inner().next()) {
-                    Some(column) => Expr {
-                        kind: ExprKind::Member {
-                            base: Box::new(base),
-                            column: self.ident(column),
-                        },
-                        span,
-                    },
-                    None => base,
-                }
-            }
+            Rule::expr => self.logical(pair),
+            Rule::arith => self.arithmetic(pair),
             Rule::paren => match pair.into_inner().next() {
                 Some(inner) => {
                     let mut expr = self.expr(inner);
@@ -491,7 +396,7 @@ impl Builder {
                             }
                         }
                         Rule::number => amount = TopAmount::Count(self.whole_number(part)),
-                        Rule::additive => by = Some(self.expr(part)),
+                        Rule::arith => by = Some(self.expr(part)),
                         _ => {}
                     }
                 }
@@ -552,64 +457,223 @@ impl Builder {
         }
     }
 
-    /// `a op b op c` as a left-deep tree.
-    fn left_chain(&mut self, pair: Pair<Rule>) -> Expr {
+    /// An `expr` pair: conditions joined by `or` and `and` (`and` binds tighter), each
+    /// `not`s, a comparison and sequence steps; then trailing windows.
+    fn logical(&mut self, pair: Pair<Rule>) -> Expr {
         let span = self.span(&pair);
-        // The tree is as deep as the chain is long.
-        let operators = pair.clone().into_inner().count() / 2;
-        if self.depth + operators > MAX_NESTING {
+        let children: Vec<Pair<Rule>> = pair.into_inner().collect();
+        let windows_at = children
+            .iter()
+            .position(|p| p.as_rule() == Rule::window)
+            .unwrap_or(children.len());
+        let (chain, windows) = children.split_at(windows_at);
+        let mut conditions = Vec::new();
+        let mut operators = Vec::new();
+        let mut start = 0;
+        for (at, part) in chain.iter().enumerate() {
+            let op = match part.as_rule() {
+                Rule::kw_or => BinaryOp::Or,
+                Rule::kw_and => BinaryOp::And,
+                _ => continue,
+            };
+            conditions.push(&chain[start..at]);
+            operators.push(op);
+            start = at + 1;
+        }
+        conditions.push(&chain[start..]);
+        if self.depth + windows.len() > MAX_NESTING {
             return self.too_deep_expr(span);
         }
-        self.depth += operators;
-        let expr = self.build_chain(pair, span);
-        self.depth -= operators;
-        expr
-    }
-
-    fn build_chain(&mut self, pair: Pair<Rule>, span: Span) -> Expr {
-        let mut inner = pair.into_inner();
-        let mut expr = match inner.next() {
-            Some(p) => self.expr(p),
-            None => return self.null_expr(span),
-        };
-        while let (Some(op), Some(rhs)) = (inner.next(), inner.next()) {
-            let op = match (op.as_rule(), op.as_str()) {
-                (Rule::kw_or, _) => BinaryOp::Or,
-                (Rule::kw_and, _) => BinaryOp::And,
-                (_, "+") => BinaryOp::Add,
-                (_, "-") => BinaryOp::Sub,
-                (_, "*") => BinaryOp::Mul,
-                (_, "/") => BinaryOp::Div,
-                _ => BinaryOp::Rem,
-            };
-            let rhs = self.expr(rhs);
+        self.depth += windows.len();
+        let and = |op| op == BinaryOp::And;
+        let mut expr = self.by_precedence(&conditions, &operators, span, and, |b, c| {
+            b.condition(c, span)
+        });
+        self.depth -= windows.len();
+        for window in windows {
+            let window_span = self.span(window);
+            let window = self.window(window.clone());
             expr = Expr {
-                span: expr.span.to(rhs.span),
-                kind: ExprKind::Binary {
-                    op,
-                    lhs: Box::new(expr),
-                    rhs: Box::new(rhs),
+                span: expr.span.to(window_span),
+                kind: ExprKind::Window {
+                    expr: Box::new(expr),
+                    window,
                 },
             };
         }
         expr
     }
 
-    fn comparison(&mut self, pair: Pair<Rule>) -> Expr {
+    /// An `arith` pair: operands joined by `+ -` and `* / %` (which bind tighter), each
+    /// unary minuses, a primary and optionally `.column`.
+    fn arithmetic(&mut self, pair: Pair<Rule>) -> Expr {
         let span = self.span(&pair);
-        let mut inner = pair.into_inner();
-        let lhs = match inner.next() {
-            Some(p) => self.expr(p),
-            None => return self.null_expr(span),
+        let mut inner = pair.clone().into_inner();
+        if let (Some(only), None) = (inner.next(), inner.next())
+            && only.as_rule() != Rule::negate
+        {
+            // A lone primary, the common case.
+            return self.expr(only);
+        }
+        let children: Vec<Pair<Rule>> = pair.into_inner().collect();
+        let mut operands = Vec::new();
+        let mut operators = Vec::new();
+        let mut start = 0;
+        for (at, part) in children.iter().enumerate() {
+            if part.as_rule() != Rule::arith_op {
+                continue;
+            }
+            operands.push(&children[start..at]);
+            operators.push(match part.as_str() {
+                "+" => BinaryOp::Add,
+                "-" => BinaryOp::Sub,
+                "*" => BinaryOp::Mul,
+                "/" => BinaryOp::Div,
+                _ => BinaryOp::Rem,
+            });
+            start = at + 1;
+        }
+        operands.push(&children[start..]);
+        let multiplicative = |op| matches!(op, BinaryOp::Mul | BinaryOp::Div | BinaryOp::Rem);
+        self.by_precedence(&operands, &operators, span, multiplicative, |b, o| {
+            b.operand(o, span)
+        })
+    }
+
+    /// Left-deep trees for `operands` joined by `operators` of two precedence levels:
+    /// runs joined by the tight operators first, then those runs by the loose ones.
+    /// The tree is as deep as its chains are long, which counts toward [`MAX_NESTING`].
+    fn by_precedence(
+        &mut self,
+        operands: &[&[Pair<Rule>]],
+        operators: &[BinaryOp],
+        span: Span,
+        is_tight: impl Fn(BinaryOp) -> bool,
+        mut build: impl FnMut(&mut Builder, &[Pair<Rule>]) -> Expr,
+    ) -> Expr {
+        let loose = operators.iter().filter(|op| !is_tight(**op)).count();
+        if self.depth + loose > MAX_NESTING {
+            return self.too_deep_expr(span);
+        }
+        self.depth += loose;
+        let mut result: Option<Expr> = None;
+        let mut first = 0;
+        while first < operands.len() {
+            let mut last = first;
+            while last < operators.len() && is_tight(operators[last]) {
+                last += 1;
+            }
+            let run = last - first;
+            if self.depth + run > MAX_NESTING {
+                self.depth -= loose;
+                return self.too_deep_expr(span);
+            }
+            self.depth += run;
+            let mut term = build(self, operands[first]);
+            for at in first + 1..=last {
+                let rhs = build(self, operands[at]);
+                term = binary(operators[at - 1], term, rhs);
+            }
+            self.depth -= run;
+            result = Some(match result {
+                None => term,
+                Some(lhs) => binary(operators[first - 1], lhs, term),
+            });
+            first = last + 1;
+        }
+        self.depth -= loose;
+        result.unwrap_or_else(|| self.null_expr(span))
+    }
+
+    /// `not`s, a comparison and sequence steps: the pairs between two logical operators.
+    fn condition(&mut self, parts: &[Pair<Rule>], span: Span) -> Expr {
+        let nots = parts
+            .iter()
+            .take_while(|p| p.as_rule() == Rule::kw_not)
+            .count();
+        let rest = &parts[nots..];
+        let Some((operand, rest)) = rest.split_first() else {
+            return self.null_expr(span);
         };
-        let Some(tail) = inner.next() else {
+        let (tail, steps) = match rest.split_first() {
+            Some((tail, steps)) if tail.as_rule() != Rule::sequence_step => (Some(tail), steps),
+            _ => (None, rest),
+        };
+        if self.depth + nots + steps.len() > MAX_NESTING {
+            let first = self.span(&parts[0]);
+            let last = self.span(&parts[parts.len() - 1]);
+            return self.too_deep_expr(first.to(last));
+        }
+        let mut expr = self.comparison(operand.clone(), tail.cloned());
+        if let Some(last) = steps.last() {
+            let sequence_span = expr.span.to(self.span(last));
+            let steps = steps
+                .iter()
+                .map(|s| self.sequence_step(s.clone()))
+                .collect();
+            expr = Expr {
+                kind: ExprKind::Sequence {
+                    first: Box::new(expr),
+                    steps,
+                },
+                span: sequence_span,
+            };
+        }
+        for not in parts[..nots].iter().rev() {
+            expr = Expr {
+                span: self.span(not).to(expr.span),
+                kind: ExprKind::Not(Box::new(expr)),
+            };
+        }
+        expr
+    }
+
+    /// Unary minuses, a primary and optionally `.column`: the pairs between two
+    /// arithmetic operators.
+    fn operand(&mut self, parts: &[Pair<Rule>], span: Span) -> Expr {
+        let negations = parts
+            .iter()
+            .take_while(|p| p.as_rule() == Rule::negate)
+            .count();
+        let Some((primary, member)) = parts[negations..].split_first() else {
+            return self.null_expr(span);
+        };
+        if self.depth + negations > MAX_NESTING {
+            let first = self.span(&parts[0]);
+            return self.too_deep_expr(first.to(self.span(primary)));
+        }
+        let mut expr = self.expr(primary.clone());
+        if let Some(column) = member.first().and_then(|m| m.clone().into_inner().next()) {
+            let column = self.ident(column);
+            expr = Expr {
+                span: expr.span.to(column.span),
+                kind: ExprKind::Member {
+                    base: Box::new(expr),
+                    column,
+                },
+            };
+        }
+        for negate in parts[..negations].iter().rev() {
+            expr = Expr {
+                span: self.span(negate).to(expr.span),
+                kind: ExprKind::Negate(Box::new(expr)),
+            };
+        }
+        expr
+    }
+
+    /// A comparison: `lhs`, and the tail with its operator and operands, if any.
+    fn comparison(&mut self, lhs: Pair<Rule>, tail: Option<Pair<Rule>>) -> Expr {
+        let lhs = self.expr(lhs);
+        let Some(tail) = tail else {
             return lhs;
         };
+        let span = lhs.span.to(self.span(&tail));
         let tail_rule = tail.as_rule();
         let parts: Vec<Pair<Rule>> = tail.into_inner().collect();
         let operands: Vec<Pair<Rule>> = parts
             .iter()
-            .filter(|p| p.as_rule() == Rule::additive)
+            .filter(|p| p.as_rule() == Rule::arith)
             .cloned()
             .collect();
         let mut operands = operands
@@ -737,16 +801,21 @@ impl Builder {
             gap: None,
             span,
         };
+        let (mut operand, mut tail) = (None, None);
         for part in pair.into_inner() {
             match part.as_rule() {
+                Rule::kw_then => {}
                 Rule::step_not => step.negated = true,
-                Rule::comparison => step.event = self.expr(part),
+                Rule::arith => operand = Some(part),
                 Rule::step_gap => {
-                    let gap = part.into_inner().find(|p| p.as_rule() == Rule::additive);
+                    let gap = part.into_inner().find(|p| p.as_rule() == Rule::arith);
                     step.gap = gap.map(|g| Box::new(self.expr(g)));
                 }
-                _ => {}
+                _ => tail = Some(part),
             }
+        }
+        if let Some(operand) = operand {
+            step.event = self.comparison(operand, tail);
         }
         step
     }
@@ -758,7 +827,7 @@ impl Builder {
         for part in pair.into_inner() {
             match part.as_rule() {
                 Rule::kw_since => is_since = true,
-                Rule::additive => operands.push(self.expr(part)),
+                Rule::arith => operands.push(self.expr(part)),
                 _ => {}
             }
         }
@@ -919,6 +988,18 @@ impl Builder {
             }
         }
         value
+    }
+}
+
+/// `lhs op rhs`, spanning both.
+fn binary(op: BinaryOp, lhs: Expr, rhs: Expr) -> Expr {
+    Expr {
+        span: lhs.span.to(rhs.span),
+        kind: ExprKind::Binary {
+            op,
+            lhs: Box::new(lhs),
+            rhs: Box::new(rhs),
+        },
     }
 }
 
