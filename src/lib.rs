@@ -39,6 +39,9 @@
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
+// The code pest_derive generates without pest's `std` feature names `::alloc`.
+extern crate alloc;
+
 pub mod catalog;
 pub mod check;
 pub mod demo;

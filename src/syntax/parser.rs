@@ -291,7 +291,7 @@ impl Builder {
     /// `depth` counts the nesting the AST will have: brackets, calls and lists here, and
     /// the length of operator chains where they are built.
     fn expr(&mut self, pair: Pair<Rule>) -> Expr {
-        let nests = matches!(pair.as_rule(), Rule::paren | Rule::list | Rule::call);
+        let nests = matches!(pair.as_rule(), Rule::paren | Rule::list);
         self.depth += usize::from(nests);
         let expr = if self.depth > MAX_NESTING {
             let span = self.span(&pair);
@@ -338,32 +338,28 @@ impl Builder {
                     span,
                 }
             }
-            Rule::call => {
+            Rule::name => {
                 let mut inner = pair.into_inner();
                 let function = match inner.next() {
                     Some(p) => self.ident(p),
                     None => return self.null_expr(span),
                 };
-                let args = inner
-                    .filter(|p| p.as_rule() == Rule::argument)
-                    .map(|argument| {
-                        let mut distinct = None;
-                        let mut expr = None;
-                        for part in argument.into_inner() {
-                            match part.as_rule() {
-                                Rule::kw_distinct => distinct = Some(self.span(&part)),
-                                _ => expr = Some(self.expr(part)),
-                            }
-                        }
-                        Argument {
-                            distinct,
-                            expr: expr.unwrap_or_else(|| self.null_expr(span)),
-                        }
-                    })
-                    .collect();
-                Expr {
-                    kind: ExprKind::Call { function, args },
-                    span,
+                match inner.next() {
+                    None => Expr {
+                        kind: ExprKind::Name(function),
+                        span,
+                    },
+                    Some(arguments) => {
+                        // A call's arguments are one level deeper.
+                        self.depth += 1;
+                        let call = if self.depth > MAX_NESTING {
+                            self.too_deep_expr(span)
+                        } else {
+                            self.call(function, arguments, span)
+                        };
+                        self.depth -= 1;
+                        call
+                    }
                 }
             }
             Rule::occurrence => {
@@ -419,10 +415,6 @@ impl Builder {
                     span,
                 }
             }
-            Rule::ident => Expr {
-                kind: ExprKind::Name(self.ident(pair)),
-                span,
-            },
             Rule::kw_now => Expr {
                 kind: ExprKind::Now,
                 span,
@@ -454,6 +446,32 @@ impl Builder {
                 };
                 Expr { kind, span }
             }
+        }
+    }
+
+    /// `function(arguments)`.
+    fn call(&mut self, function: Ident, arguments: Pair<Rule>, span: Span) -> Expr {
+        let args = arguments
+            .into_inner()
+            .filter(|p| p.as_rule() == Rule::argument)
+            .map(|argument| {
+                let mut distinct = None;
+                let mut expr = None;
+                for part in argument.into_inner() {
+                    match part.as_rule() {
+                        Rule::kw_distinct => distinct = Some(self.span(&part)),
+                        _ => expr = Some(self.expr(part)),
+                    }
+                }
+                Argument {
+                    distinct,
+                    expr: expr.unwrap_or_else(|| self.null_expr(span)),
+                }
+            })
+            .collect();
+        Expr {
+            kind: ExprKind::Call { function, args },
+            span,
         }
     }
 
@@ -1007,6 +1025,10 @@ fn binary(op: BinaryOp, lhs: Expr, rhs: Expr) -> Expr {
 fn token_end(pair: &Pair<Rule>) -> usize {
     let span = pair.as_span();
     let text = span.as_str();
+    if !text.contains('#') {
+        // No comment: the text without its trailing whitespace.
+        return span.start() + text.trim_end().len();
+    }
     let mut end = text.len();
     loop {
         let trimmed = text[..end].trim_end();
