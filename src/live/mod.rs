@@ -705,6 +705,7 @@ impl Membership {
         if matches!(affected, Affected::Due) && profile.scheduled != now {
             return;
         }
+
         let scratch = &mut self.scratch;
         if scratch.values.len() != self.measures.len() {
             scratch.values.resize(self.measures.len(), Datum::Null);
@@ -789,10 +790,17 @@ impl Membership {
         }
         let horizon = profile.standings.iter().map(|s| s.horizon).min();
         let horizon = horizon.unwrap_or(i64::MAX);
-        if horizon != i64::MAX && horizon != profile.scheduled {
-            self.schedule.push(horizon, key.clone());
+        // An entry still waiting in the schedule for an earlier time stays: it evaluates
+        // nothing when it comes and schedules the horizon then. Replacing it would leave
+        // it in the schedule anyway, and a profile that keeps acting would leave one such
+        // entry per event.
+        let earlier_waiting = now < profile.scheduled && profile.scheduled < horizon;
+        if !earlier_waiting {
+            if horizon != i64::MAX && horizon != profile.scheduled {
+                self.schedule.push(horizon, key.clone());
+            }
+            profile.scheduled = horizon;
         }
-        profile.scheduled = horizon;
         if profile.standings.iter().any(|s| s.restless) {
             self.restless.insert(key.clone());
         } else {

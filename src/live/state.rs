@@ -236,9 +236,21 @@ impl MeasureState {
                         events.pop_front();
                     }
                 }
-                for (time, _) in events.iter() {
-                    if let Some(change) = plan.window_change(*time, now) {
+                let newest_decides = plan.aggregate == Aggregate::Exists
+                    && plan.end.is_none()
+                    && events.back().is_some_and(|(t, _)| *t <= now);
+                if newest_decides {
+                    // Events only leave a window that starts relative to now, oldest
+                    // first: whether any is left changes when the newest leaves.
+                    let newest = events.back().map(|(t, _)| *t);
+                    if let Some(change) = newest.and_then(|t| plan.window_change(t, now)) {
                         *horizon = (*horizon).min(change);
+                    }
+                } else {
+                    for (time, _) in events.iter() {
+                        if let Some(change) = plan.window_change(*time, now) {
+                            *horizon = (*horizon).min(change);
+                        }
                     }
                 }
                 let counted = events
@@ -505,5 +517,53 @@ fn aggregate<'a>(
             }
             edge.map_or(Datum::Null, |(_, v)| v.clone())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::live::DAY;
+
+    fn windowed(aggregate: Aggregate) -> MeasurePlan {
+        MeasurePlan {
+            aggregate,
+            column: None,
+            filter: None,
+            start: Some(TimePoint::FromNow(-7 * DAY)),
+            end: None,
+            integer_sum: false,
+            shape: Shape::Windowed,
+            sequence: None,
+        }
+    }
+
+    /// The value at `now` and the horizon after two events, at days 1 and 3.
+    fn after_two_events(plan: &MeasurePlan, now: i64) -> (Datum, i64) {
+        let mut state = MeasureState::new(plan);
+        for day in [1, 3] {
+            state.add(plan, 0, day * DAY, &[], 3 * DAY);
+        }
+        let (mut horizon, mut restless) = (i64::MAX, false);
+        let value = state.value(plan, now, &[], &mut horizon, &mut restless);
+        assert!(!restless);
+        (value, horizon)
+    }
+
+    #[test]
+    fn a_windowed_count_changes_when_its_oldest_event_leaves() {
+        let plan = windowed(Aggregate::Count);
+        let (value, horizon) = after_two_events(&plan, 4 * DAY);
+        assert_eq!((value, horizon), (Datum::Int(2), 8 * DAY + 1));
+    }
+
+    #[test]
+    fn a_windowed_existence_changes_only_when_its_newest_event_leaves() {
+        let plan = windowed(Aggregate::Exists);
+        let (value, horizon) = after_two_events(&plan, 4 * DAY);
+        assert_eq!((value, horizon), (Datum::Bool(true), 10 * DAY + 1));
+        // At that instant nothing is left, and nothing more can change.
+        let (value, horizon) = after_two_events(&plan, 10 * DAY + 1);
+        assert_eq!((value, horizon), (Datum::Bool(false), i64::MAX));
     }
 }
