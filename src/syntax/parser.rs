@@ -485,20 +485,11 @@ impl Builder {
             .position(|p| p.as_rule() == Rule::window)
             .unwrap_or(children.len());
         let (chain, windows) = children.split_at(windows_at);
-        let mut conditions = Vec::new();
-        let mut operators = Vec::new();
-        let mut start = 0;
-        for (at, part) in chain.iter().enumerate() {
-            let op = match part.as_rule() {
-                Rule::kw_or => BinaryOp::Or,
-                Rule::kw_and => BinaryOp::And,
-                _ => continue,
-            };
-            conditions.push(&chain[start..at]);
-            operators.push(op);
-            start = at + 1;
-        }
-        conditions.push(&chain[start..]);
+        let (conditions, operators) = split_at_operators(chain, |part| match part.as_rule() {
+            Rule::kw_or => Some(BinaryOp::Or),
+            Rule::kw_and => Some(BinaryOp::And),
+            _ => None,
+        });
         if self.depth + windows.len() > MAX_NESTING {
             return self.too_deep_expr(span);
         }
@@ -534,24 +525,15 @@ impl Builder {
             return self.expr(only);
         }
         let children: Vec<Pair<Rule>> = pair.into_inner().collect();
-        let mut operands = Vec::new();
-        let mut operators = Vec::new();
-        let mut start = 0;
-        for (at, part) in children.iter().enumerate() {
-            if part.as_rule() != Rule::arith_op {
-                continue;
-            }
-            operands.push(&children[start..at]);
-            operators.push(match part.as_str() {
+        let (operands, operators) = split_at_operators(&children, |part| {
+            (part.as_rule() == Rule::arith_op).then(|| match part.as_str() {
                 "+" => BinaryOp::Add,
                 "-" => BinaryOp::Sub,
                 "*" => BinaryOp::Mul,
                 "/" => BinaryOp::Div,
                 _ => BinaryOp::Rem,
-            });
-            start = at + 1;
-        }
-        operands.push(&children[start..]);
+            })
+        });
         let multiplicative = |op| matches!(op, BinaryOp::Mul | BinaryOp::Div | BinaryOp::Rem);
         self.by_precedence(&operands, &operators, span, multiplicative, |b, o| {
             b.operand(o, span)
@@ -1007,6 +989,26 @@ impl Builder {
         }
         value
     }
+}
+
+/// A flat rule's children split at its binary operators (those `operator` names): the
+/// runs of pairs between them, and the operators in order.
+fn split_at_operators<'p>(
+    children: &'p [Pair<'p, Rule>],
+    operator: impl Fn(&Pair<Rule>) -> Option<BinaryOp>,
+) -> (Vec<&'p [Pair<'p, Rule>]>, Vec<BinaryOp>) {
+    let mut operands = Vec::new();
+    let mut operators = Vec::new();
+    let mut start = 0;
+    for (at, part) in children.iter().enumerate() {
+        if let Some(op) = operator(part) {
+            operands.push(&children[start..at]);
+            operators.push(op);
+            start = at + 1;
+        }
+    }
+    operands.push(&children[start..]);
+    (operands, operators)
 }
 
 /// `lhs op rhs`, spanning both.
