@@ -3,7 +3,7 @@
 //! learn from the past. Also: features at a cut-off see no later event.
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Float64Array, Int64Array, TimestampMicrosecondArray};
@@ -149,6 +149,26 @@ fn three_kinds() -> (Shop, Vec<usize>) {
     (shop, kinds)
 }
 
+/// Runs `segql` in `dir`, without colours.
+fn segql_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_segql"))
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("segql runs")
+}
+
+/// The standard output of a run that must succeed.
+fn succeeded(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 async fn session(dir: &Path) -> Session {
     let mut session = Session::open(&dir.join("segql.toml"))
         .await
@@ -197,38 +217,26 @@ fn discovered_definitions_are_segql_that_check_accepts() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (shop, _) = three_kinds();
     shop.write(dir.path());
-    let segql = env!("CARGO_BIN_EXE_segql");
-    let output = Command::new(segql)
-        .args([
+    let stdout = succeeded(&segql_in(
+        dir.path(),
+        &[
             "discover",
             "features.seg",
             "--features",
             "frequency,spend,browsing",
             "--k",
             "3",
-        ])
-        .args(["--assignments", "clusters.csv"])
-        .current_dir(dir.path())
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("segql runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+            "--assignments",
+            "clusters.csv",
+        ],
+    ));
     assert_eq!(stdout.matches("\nsegment cluster_").count(), 3, "{stdout}");
     assert!(
         stdout.contains("precision") && stdout.contains("recall"),
         "{stdout}"
     );
     std::fs::write(dir.path().join("clusters.seg"), stdout.as_bytes()).expect("write");
-    let check = Command::new(segql)
-        .args(["check", "features.seg", "clusters.seg"])
-        .current_dir(dir.path())
-        .output()
-        .expect("segql check runs");
+    let check = segql_in(dir.path(), &["check", "features.seg", "clusters.seg"]);
     assert!(
         check.status.success(),
         "{}\n{stdout}",
@@ -242,12 +250,7 @@ fn discovered_definitions_are_segql_that_check_accepts() {
     );
     // Each printed definition selects what it says it selects.
     std::fs::write(dir.path().join("all.seg"), format!("{FEATURES}{stdout}")).expect("write");
-    let count = Command::new(segql)
-        .args(["count", "all.seg"])
-        .current_dir(dir.path())
-        .output()
-        .expect("segql count runs");
-    let counts = String::from_utf8_lossy(&count.stdout);
+    let counts = succeeded(&segql_in(dir.path(), &["count", "all.seg"]));
     let lines: Vec<&str> = stdout.lines().collect();
     let mut compared = 0;
     for pair in lines.windows(2) {
@@ -413,31 +416,23 @@ async fn features_at_a_cut_off_see_no_later_event() {
 fn train_and_score_from_the_command_line() {
     let dir = tempfile::tempdir().expect("tempdir");
     churning_shop(13).write(dir.path());
-    let segql = env!("CARGO_BIN_EXE_segql");
-    let train = Command::new(segql)
-        .args([
+    let stdout = succeeded(&segql_in(
+        dir.path(),
+        &[
             "train",
             "features.seg",
             "--label",
             "not purchased within 90d",
-        ])
-        .args([
             "--horizon",
             "90d",
             "--features",
             "recency,frequency,browsing",
-        ])
-        .args(["--out", "churn.json", "--metric", "churn_risk"])
-        .current_dir(dir.path())
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("segql train runs");
-    let stdout = String::from_utf8_lossy(&train.stdout);
-    assert!(
-        train.status.success(),
-        "{}",
-        String::from_utf8_lossy(&train.stderr)
-    );
+            "--out",
+            "churn.json",
+            "--metric",
+            "churn_risk",
+        ],
+    ));
     assert!(stdout.contains("holdout AUC"), "{stdout}");
     let metric = std::fs::read_to_string(dir.path().join("churn_risk.seg")).expect("the metric");
     assert!(
@@ -450,33 +445,21 @@ fn train_and_score_from_the_command_line() {
         format!("{FEATURES}{metric}segment at_risk = churn_risk > 0.5\n"),
     )
     .expect("write");
-    let count = Command::new(segql)
-        .args(["count", "all.seg", "--segment", "at_risk"])
-        .current_dir(dir.path())
-        .output()
-        .expect("segql count runs");
-    assert!(
-        count.status.success(),
-        "{}",
-        String::from_utf8_lossy(&count.stderr)
-    );
-    let score = Command::new(segql)
-        .args([
+    succeeded(&segql_in(
+        dir.path(),
+        &["count", "all.seg", "--segment", "at_risk"],
+    ));
+    succeeded(&segql_in(
+        dir.path(),
+        &[
             "score",
             "features.seg",
             "--model",
             "churn.json",
             "--out",
             "scores.parquet",
-        ])
-        .current_dir(dir.path())
-        .output()
-        .expect("segql score runs");
-    assert!(
-        score.status.success(),
-        "{}",
-        String::from_utf8_lossy(&score.stderr)
-    );
+        ],
+    ));
     let file = std::fs::File::open(dir.path().join("scores.parquet")).expect("the scores");
     let reader =
         datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
@@ -487,12 +470,10 @@ fn train_and_score_from_the_command_line() {
     assert_eq!(rows, 1200);
     // A file that is not a model is named.
     std::fs::write(dir.path().join("bad.json"), "{}").expect("write");
-    let bad = Command::new(segql)
-        .args(["score", "features.seg", "--model", "bad.json"])
-        .current_dir(dir.path())
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("segql score runs");
+    let bad = segql_in(
+        dir.path(),
+        &["score", "features.seg", "--model", "bad.json"],
+    );
     let stderr = String::from_utf8_lossy(&bad.stderr);
     assert!(
         !bad.status.success() && stderr.contains("E0413") && stderr.contains("not a SegQL model"),
