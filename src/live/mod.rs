@@ -43,7 +43,7 @@ mod sequence;
 mod state;
 mod value;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
@@ -176,6 +176,7 @@ impl Standing {
 
 #[derive(Serialize, Deserialize)]
 struct Profile {
+    key: Key,
     row: Option<Vec<Datum>>,
     measures: Vec<Option<MeasureState>>,
     standings: Vec<Standing>,
@@ -184,8 +185,9 @@ struct Profile {
 }
 
 impl Profile {
-    fn new(measures: usize, segments: usize) -> Profile {
+    fn new(key: Key, measures: usize, segments: usize) -> Profile {
         Profile {
+            key,
             row: None,
             measures: (0..measures).map(|_| None).collect(),
             standings: vec![Standing::OUT; segments],
@@ -226,6 +228,11 @@ struct Scratch {
 
 type Hasher = foldhash::fast::RandomState;
 
+/// A profile's place in [`Membership::profiles`], given when its key is first seen and
+/// kept for the engine's life. The schedule and the sets of profiles hold slots, so a
+/// scheduled evaluation goes straight to its profile without looking its key up.
+type Slot = usize;
+
 /// The membership of a set of segments, kept current event by event.
 pub struct Membership {
     segments: Vec<SegmentPlan>,
@@ -242,11 +249,14 @@ pub struct Membership {
     profile_key_name: String,
     profile_name: String,
     tables: Vec<TableLayout>,
-    profiles: HashMap<Key, Profile, Hasher>,
+    /// Every profile (and customer seen only in events), in the order first seen.
+    profiles: Vec<Profile>,
+    /// Each profile's slot in `profiles`, by key.
+    slots: HashMap<Key, Slot, Hasher>,
     schedule: Schedule,
-    restless: HashSet<Key, Hasher>,
+    restless: BTreeSet<Slot>,
     /// Profiles written before any event set the clock.
-    waiting: HashSet<Key, Hasher>,
+    waiting: BTreeSet<Slot>,
     scratch: Scratch,
     /// The clock; `i64::MIN` until the first event or advance.
     now: i64,
@@ -424,10 +434,11 @@ impl Membership {
             profile_key_name: schema.profiles.key.clone(),
             profile_name: schema.profiles.name.clone(),
             tables,
-            profiles: HashMap::default(),
+            profiles: Vec::new(),
+            slots: HashMap::default(),
             schedule: Schedule::default(),
-            restless: HashSet::default(),
-            waiting: HashSet::default(),
+            restless: BTreeSet::new(),
+            waiting: BTreeSet::new(),
             scratch: Scratch::default(),
             now: i64::MIN,
         })
@@ -461,8 +472,8 @@ impl Membership {
         let mut keys: Vec<Key> = self
             .profiles
             .iter()
-            .filter(|(_, p)| p.standings[index].member)
-            .map(|(k, _)| k.clone())
+            .filter(|p| p.standings[index].member)
+            .map(|p| p.key.clone())
             .collect();
         keys.sort();
         Some(keys)
@@ -484,13 +495,13 @@ impl Membership {
             identified.push((event, key, time));
         }
         self.now = now;
-        let mut touched: HashSet<Key, Hasher> = self.waiting.drain().collect();
+        let mut touched = std::mem::take(&mut self.waiting);
         for (event, key, time) in identified {
-            self.apply(event, &key, time);
-            touched.insert(key);
+            let (slot, _) = self.apply(event, key, time);
+            touched.insert(slot);
         }
-        for key in touched {
-            self.evaluate(&key, now, Affected::All, &mut Vec::new());
+        for slot in touched {
+            self.evaluate(slot, now, Affected::All, &mut Vec::new());
         }
         Ok(())
     }
@@ -505,15 +516,15 @@ impl Membership {
             Event::Profile(_) => Affected::All,
             Event::Occurred { .. } => Affected::Measures,
         };
-        let first = self.apply(event, &key, time);
+        let (slot, first) = self.apply(event, key, time);
         if self.now == i64::MIN {
             // No event has set the clock yet: the profile's changes wait for the first.
-            self.waiting.insert(key);
+            self.waiting.insert(slot);
             return Ok(changes);
         }
         let now = self.now;
         let affected = if first { Affected::All } else { affected };
-        self.evaluate(&key, now, affected, &mut changes);
+        self.evaluate(slot, now, affected, &mut changes);
         Ok(changes)
     }
 
@@ -528,33 +539,29 @@ impl Membership {
         if self.now == i64::MIN {
             // The clock starts: profiles written before it are evaluated at its start.
             self.now = time;
-            let mut waiting: Vec<Key> = self.waiting.drain().collect();
-            waiting.sort();
-            for key in waiting {
-                self.evaluate(&key, time, Affected::All, &mut changes);
+            for slot in std::mem::take(&mut self.waiting) {
+                self.evaluate(slot, time, Affected::All, &mut changes);
             }
             return changes;
         }
-        while let Some((at, key)) = self.schedule.pop_until(time) {
+        while let Some((at, slot)) = self.schedule.pop_until(time) {
             self.now = self.now.max(at);
             // A stale entry (the profile was rescheduled since) evaluates nothing.
-            self.evaluate(&key, at, Affected::Due, &mut changes);
+            self.evaluate(slot, at, Affected::Due, &mut changes);
         }
         self.now = time;
-        let restless: Vec<Key> = self.restless.iter().cloned().collect();
-        for key in restless {
-            self.evaluate(&key, time, Affected::All, &mut changes);
+        let restless: Vec<Slot> = self.restless.iter().copied().collect();
+        for slot in restless {
+            self.evaluate(slot, time, Affected::All, &mut changes);
         }
         changes
     }
 
     /// Writes the engine's state (not its program) to `out`, for [`Membership::restore`].
     pub fn save(&self, out: impl std::io::Write) -> Result<(), postcard::Error> {
-        let mut waiting: Vec<&Key> = self.waiting.iter().collect();
-        waiting.sort();
         let state = SavedRef {
             now: self.now,
-            waiting,
+            waiting: &self.waiting,
             profiles: &self.profiles,
         };
         postcard::to_io(&state, out).map(|_| ())
@@ -564,25 +571,32 @@ impl Membership {
     /// of the same program (see [`Membership::fingerprint`]).
     pub fn restore(&mut self, saved: &[u8]) -> Result<(), postcard::Error> {
         let state: Saved = postcard::from_bytes(saved)?;
-        let shape_fits = state.profiles.values().all(|p| {
+        let shape_fits = state.profiles.iter().all(|p| {
             p.measures.len() == self.measures.len() && p.standings.len() == self.segments.len()
         });
-        if !shape_fits {
+        let slots: HashMap<Key, Slot, Hasher> = (state.profiles.iter().enumerate())
+            .map(|(slot, p)| (p.key.clone(), slot))
+            .collect();
+        let fits = shape_fits
+            && slots.len() == state.profiles.len()
+            && (state.waiting.iter()).all(|&slot| slot < state.profiles.len());
+        if !fits {
             return Err(postcard::Error::DeserializeBadEncoding);
         }
         self.now = state.now;
-        self.waiting = state.waiting.into_iter().collect();
+        self.waiting = state.waiting;
         self.profiles = state.profiles;
+        self.slots = slots;
         self.schedule = Schedule::default();
-        for (key, profile) in &self.profiles {
+        self.restless.clear();
+        for (slot, profile) in self.profiles.iter().enumerate() {
             if profile.scheduled != i64::MAX {
-                self.schedule.push(profile.scheduled, key.clone());
+                self.schedule.push(profile.scheduled, slot);
+            }
+            if profile.standings.iter().any(|s| s.restless) {
+                self.restless.insert(slot);
             }
         }
-        self.restless = (self.profiles.iter())
-            .filter(|(_, p)| p.standings.iter().any(|s| s.restless))
-            .map(|(key, _)| key.clone())
-            .collect();
         Ok(())
     }
 
@@ -668,15 +682,23 @@ impl Membership {
         }
     }
 
-    /// Adds an event [`Membership::identify`] accepted to its profile's state; `true` if
-    /// it is the profile's first.
-    fn apply(&mut self, event: Event, key: &Key, time: Option<i64>) -> bool {
-        let (measures, segments) = (self.measures.len(), self.segments.len());
-        let mut first = false;
-        let profile = self.profiles.entry(key.clone()).or_insert_with(|| {
-            first = true;
-            Profile::new(measures, segments)
-        });
+    /// Adds an event [`Membership::identify`] accepted to its profile's state. Returns the
+    /// profile's slot, and `true` if it is the profile's first event.
+    fn apply(&mut self, event: Event, key: Key, time: Option<i64>) -> (Slot, bool) {
+        let (slot, first) = match self.slots.get(&key) {
+            Some(&slot) => (slot, false),
+            None => {
+                let slot = self.profiles.len();
+                self.profiles.push(Profile::new(
+                    key.clone(),
+                    self.measures.len(),
+                    self.segments.len(),
+                ));
+                self.slots.insert(key, slot);
+                (slot, true)
+            }
+        };
+        let profile = &mut self.profiles[slot];
         match (event, time) {
             (Event::Profile(row), _) => profile.row = Some(row),
             (Event::Occurred { table, row }, Some(time)) => {
@@ -693,15 +715,13 @@ impl Membership {
             }
             (Event::Occurred { .. }, None) => {}
         }
-        first
+        (slot, first)
     }
 
     /// Evaluates the `affected` segments of one profile at `now`, records changes at
     /// `now`, and schedules the profile's next possible change.
-    fn evaluate(&mut self, key: &Key, now: i64, affected: Affected, changes: &mut Vec<Change>) {
-        let Some(profile) = self.profiles.get_mut(key) else {
-            return;
-        };
+    fn evaluate(&mut self, slot: Slot, now: i64, affected: Affected, changes: &mut Vec<Change>) {
+        let profile = &mut self.profiles[slot];
         if matches!(affected, Affected::Due) && profile.scheduled != now {
             return;
         }
@@ -781,7 +801,7 @@ impl Membership {
             if standing.member != profile.standings[at].member {
                 changes.push(Change {
                     segment: segment.name.clone(),
-                    key: key.clone(),
+                    key: profile.key.clone(),
                     entered: standing.member,
                     at: now,
                 });
@@ -797,14 +817,14 @@ impl Membership {
         let earlier_waiting = now < profile.scheduled && profile.scheduled < horizon;
         if !earlier_waiting {
             if horizon != i64::MAX && horizon != profile.scheduled {
-                self.schedule.push(horizon, key.clone());
+                self.schedule.push(horizon, slot);
             }
             profile.scheduled = horizon;
         }
         if profile.standings.iter().any(|s| s.restless) {
-            self.restless.insert(key.clone());
-        } else {
-            self.restless.remove(key);
+            self.restless.insert(slot);
+        } else if !self.restless.is_empty() {
+            self.restless.remove(&slot);
         }
     }
 }
@@ -813,16 +833,16 @@ impl Membership {
 #[derive(Serialize)]
 struct SavedRef<'a> {
     now: i64,
-    waiting: Vec<&'a Key>,
-    profiles: &'a HashMap<Key, Profile, Hasher>,
+    waiting: &'a BTreeSet<Slot>,
+    profiles: &'a [Profile],
 }
 
 /// ... and as [`Membership::restore`] reads it: the same fields, owned.
 #[derive(Deserialize)]
 struct Saved {
     now: i64,
-    waiting: Vec<Key>,
-    profiles: HashMap<Key, Profile, Hasher>,
+    waiting: BTreeSet<Slot>,
+    profiles: Vec<Profile>,
 }
 
 fn column_positions(table: &TableSchema) -> HashMap<String, usize> {
