@@ -43,6 +43,7 @@ mod sequence;
 mod state;
 mod value;
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
@@ -685,16 +686,16 @@ impl Membership {
     /// Adds an event [`Membership::identify`] accepted to its profile's state. Returns the
     /// profile's slot, and `true` if it is the profile's first event.
     fn apply(&mut self, event: Event, key: Key, time: Option<i64>) -> (Slot, bool) {
-        let (slot, first) = match self.slots.get(&key) {
-            Some(&slot) => (slot, false),
-            None => {
+        let (slot, first) = match self.slots.entry(key) {
+            Entry::Occupied(entry) => (*entry.get(), false),
+            Entry::Vacant(entry) => {
                 let slot = self.profiles.len();
                 self.profiles.push(Profile::new(
-                    key.clone(),
+                    entry.key().clone(),
                     self.measures.len(),
                     self.segments.len(),
                 ));
-                self.slots.insert(key, slot);
+                entry.insert(slot);
                 (slot, true)
             }
         };
@@ -725,7 +726,6 @@ impl Membership {
         if matches!(affected, Affected::Due) && profile.scheduled != now {
             return;
         }
-
         let scratch = &mut self.scratch;
         if scratch.values.len() != self.measures.len() {
             scratch.values.resize(self.measures.len(), Datum::Null);
@@ -823,7 +823,7 @@ impl Membership {
         }
         if profile.standings.iter().any(|s| s.restless) {
             self.restless.insert(slot);
-        } else if !self.restless.is_empty() {
+        } else {
             self.restless.remove(&slot);
         }
     }
