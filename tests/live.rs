@@ -252,3 +252,50 @@ async fn an_engine_started_from_the_tables_or_a_checkpoint_continues_like_one_fe
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_ingested_in_batches_cause_the_changes_they_cause_one_at_a_time() {
+    let mut session = Session::open(Path::new("examples/shop/segql.toml"))
+        .await
+        .expect("the demo opens");
+    session
+        .add_file(Path::new("bench/segments.seg"))
+        .expect("the file checks");
+    let mut events = segql::live::current_events(&session)
+        .await
+        .expect("the demo tables read");
+    events.sort_by_key(event_time);
+    // A refused event (no key) in the middle of a batch.
+    let mut keyless = events.last().expect("events").clone();
+    if let Event::Occurred { row, .. } = &mut keyless {
+        row[0] = Datum::Null;
+    }
+    events.insert(events.len() / 2, keyless);
+
+    let mut alone = Membership::new(session.program(), session.schema(), &[]).expect("an engine");
+    let mut batched = Membership::new(session.program(), session.schema(), &[]).expect("an engine");
+    let (mut expected, mut refused) = (Vec::new(), Vec::new());
+    for (at, event) in events.iter().enumerate() {
+        match alone.ingest(event.clone()) {
+            Ok(changes) => expected.extend(changes),
+            Err(rejection) => refused.push((at, rejection)),
+        }
+    }
+    let (mut got, mut got_refused) = (Vec::new(), Vec::new());
+    for (chunk, events) in events.chunks(7).enumerate() {
+        for (at, result) in batched
+            .ingest_batch(events.to_vec())
+            .into_iter()
+            .enumerate()
+        {
+            match result {
+                Ok(changes) => got.extend(changes),
+                Err(rejection) => got_refused.push((chunk * 7 + at, rejection)),
+            }
+        }
+    }
+    assert_eq!(refused.len(), 1, "the keyless event is refused");
+    assert_eq!(got_refused, refused);
+    assert!(expected.len() > 1000, "only {} changes", expected.len());
+    assert!(got == expected, "the batches caused other changes");
+}

@@ -27,7 +27,7 @@ use crate::catalog::CatalogSchema;
 
 const CHECKPOINT: &str = "checkpoint";
 /// The first line of a checkpoint file; the state's encoding follows it.
-const MAGIC: &[u8] = b"segql-live-checkpoint 2\n";
+const MAGIC: &[u8] = b"segql-live-checkpoint 3\n";
 
 /// Where the source of events is after an accepted event.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,6 +7,11 @@
 //! instants is the profile's next scheduled evaluation. The few shapes with no such
 //! instant (a product of two moving values, say) mark the evaluation *restless*: it is
 //! repeated whenever the clock advances.
+//!
+//! An instant counts only if the answer can change at it. `a and b` with `a` false
+//! stays false until `a` changes, whatever `b` does (`or` with a true operand likewise),
+//! and `count(...) >= 5 within 90d` that is false stays false as the window's events
+//! leave it. So the schedule holds fewer evaluations that would find nothing changed.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -170,6 +175,17 @@ impl Node {
         found
     }
 
+    /// The measures (and sequences) the expression reads.
+    pub fn measures(&self) -> Vec<usize> {
+        let mut read = Vec::new();
+        self.visit(&mut |node| {
+            if let Node::Measure(m) = node {
+                read.push(*m);
+            }
+        });
+        read
+    }
+
     fn visit(&self, f: &mut impl FnMut(&Node)) {
         f(self);
         let mut each = |nodes: &[&Node]| nodes.iter().for_each(|n| n.visit(f));
@@ -217,12 +233,35 @@ impl Moving {
     }
 }
 
+/// When a measure's value may change with no new event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MeasureClock {
+    /// The earliest time after now at which the value may change (`i64::MAX`: never).
+    pub horizon: i64,
+    /// The value moves with the clock with no computed next instant.
+    pub restless: bool,
+    /// The value can only fall as time passes: a count over a window whose start moves
+    /// with now and whose end does not.
+    pub falling: bool,
+}
+
+impl MeasureClock {
+    pub const STILL: MeasureClock = MeasureClock {
+        horizon: i64::MAX,
+        restless: false,
+        falling: false,
+    };
+}
+
 /// One evaluation at one time.
 pub struct Evaluation<'a> {
     pub now: i64,
     pub profile: &'a [Datum],
     pub event: Option<&'a [Datum]>,
     pub measures: &'a [Datum],
+    /// For each measure in `measures`, when its value may change next and whether it is
+    /// restless (see [`MeasureClock`]).
+    pub clocks: &'a [MeasureClock],
     /// The earliest time after `now` at which a result may differ (`i64::MAX`: never).
     pub horizon: i64,
     /// A result moves with the clock in a way with no computed next instant.
@@ -236,9 +275,16 @@ impl<'a> Evaluation<'a> {
             profile,
             event: None,
             measures,
+            clocks: &[],
             horizon: i64::MAX,
             restless: false,
         }
+    }
+
+    /// The evaluation of a condition over measures whose values change at `clocks`.
+    pub fn with_clocks(mut self, clocks: &'a [MeasureClock]) -> Evaluation<'a> {
+        self.clocks = clocks;
+        self
     }
 
     /// The value of `node` now.
@@ -282,7 +328,13 @@ impl<'a> Evaluation<'a> {
                 .and_then(|row| row.get(*i))
                 .cloned()
                 .unwrap_or(Datum::Null),
-            Node::Measure(i) => self.measures.get(*i).cloned().unwrap_or(Datum::Null),
+            Node::Measure(i) => {
+                if let Some(clock) = self.clocks.get(*i) {
+                    self.horizon = self.horizon.min(clock.horizon);
+                    self.restless |= clock.restless;
+                }
+                self.measures.get(*i).cloned().unwrap_or(Datum::Null)
+            }
             Node::List(items) => Datum::List(items.iter().map(|i| self.fixed(i)).collect()),
             Node::Not(inner) => Datum::from_truth(self.value(inner).truth().map(|b| !b)),
             Node::IsTrue(inner) => Datum::Bool(self.holds(inner)),
@@ -374,19 +426,36 @@ impl<'a> Evaluation<'a> {
 
     fn binary(&mut self, op: BinaryOp, lhs: &Node, rhs: &Node) -> Moving {
         match op {
-            BinaryOp::And => {
-                let a = self.value(lhs).truth();
-                let b = self.value(rhs).truth();
-                Moving::fixed(and(a, b))
-            }
-            BinaryOp::Or => {
-                let a = self.value(lhs).truth();
-                let b = self.value(rhs).truth();
-                Moving::fixed(match (a, b) {
-                    (Some(true), _) | (_, Some(true)) => Datum::Bool(true),
-                    (Some(false), Some(false)) => Datum::Bool(false),
-                    _ => Datum::Null,
-                })
+            BinaryOp::And | BinaryOp::Or => {
+                let outer = (self.horizon, self.restless);
+                let (a, a_until) = self.operand(lhs);
+                let (b, b_until) = self.operand(rhs);
+                let value = if op == BinaryOp::And {
+                    and(a, b)
+                } else {
+                    match (a, b) {
+                        (Some(true), _) | (_, Some(true)) => Datum::Bool(true),
+                        (Some(false), Some(false)) => Datum::Bool(false),
+                        _ => Datum::Null,
+                    }
+                };
+                // An operand with the deciding value (false for `and`, true for `or`)
+                // fixes the result until it changes; with two such, until both have.
+                let deciding = Some(op == BinaryOp::Or);
+                let (horizon, restless) = match (a == deciding, b == deciding) {
+                    (true, true) => match (a_until, b_until) {
+                        ((_, true), (_, true)) => (i64::MAX, true),
+                        ((_, true), (b, false)) => (b, false),
+                        ((a, false), (_, true)) => (a, false),
+                        ((a, false), (b, false)) => (a.max(b), false),
+                    },
+                    (true, false) => a_until,
+                    (false, true) => b_until,
+                    (false, false) => (a_until.0.min(b_until.0), a_until.1 || b_until.1),
+                };
+                self.horizon = outer.0.min(horizon);
+                self.restless = outer.1 || restless;
+                Moving::fixed(value)
             }
             BinaryOp::Eq
             | BinaryOp::NotEq
@@ -394,6 +463,9 @@ impl<'a> Evaluation<'a> {
             | BinaryOp::LtEq
             | BinaryOp::Gt
             | BinaryOp::GtEq => {
+                if let Some(value) = self.settled_comparison(op, lhs, rhs) {
+                    return Moving::fixed(value);
+                }
                 let a = self.eval(lhs);
                 let b = self.eval(rhs);
                 Moving::fixed(self.compare(op, &a, &b))
@@ -404,6 +476,37 @@ impl<'a> Evaluation<'a> {
                 self.arithmetic(op, a, b)
             }
         }
+    }
+
+    /// A boolean operand's value and until when it holds: its horizon and restlessness
+    /// alone, not the enclosing evaluation's.
+    fn operand(&mut self, node: &Node) -> (Option<bool>, (i64, bool)) {
+        self.horizon = i64::MAX;
+        self.restless = false;
+        let value = self.value(node).truth();
+        (value, (self.horizon, self.restless))
+    }
+
+    /// The value of comparing a falling measure with a constant, if that value cannot
+    /// change with time: `count >= 5` that is false, `count < 5` that is true.
+    fn settled_comparison(&self, op: BinaryOp, lhs: &Node, rhs: &Node) -> Option<Datum> {
+        let (measure, op, constant) = match (lhs, rhs) {
+            (Node::Measure(m), Node::Const(c)) => (*m, op, c),
+            (Node::Const(c), Node::Measure(m)) => (*m, mirrored(op), c),
+            _ => return None,
+        };
+        if !self.clocks.get(measure).is_some_and(|c| c.falling) {
+            return None;
+        }
+        let order = self.measures.get(measure)?.compare(constant)?;
+        let settled = match op {
+            BinaryOp::Gt if order.is_le() => false,
+            BinaryOp::GtEq if order.is_lt() => false,
+            BinaryOp::Lt if order.is_lt() => true,
+            BinaryOp::LtEq if order.is_le() => true,
+            _ => return None,
+        };
+        Some(Datum::Bool(settled))
     }
 
     /// A comparison now, scheduling the instant its answer may flip.
@@ -622,6 +725,17 @@ fn zero_like(d: &Datum) -> Datum {
         Datum::Float(_) => Datum::Float(0.0),
         Datum::Dur(_) => Datum::Dur(0),
         _ => Datum::Int(0),
+    }
+}
+
+/// The comparison with its operands swapped: `a < b` is `b > a`.
+fn mirrored(op: BinaryOp) -> BinaryOp {
+    match op {
+        BinaryOp::Lt => BinaryOp::Gt,
+        BinaryOp::LtEq => BinaryOp::GtEq,
+        BinaryOp::Gt => BinaryOp::Lt,
+        BinaryOp::GtEq => BinaryOp::LtEq,
+        other => other,
     }
 }
 
@@ -885,6 +999,157 @@ mod tests {
         assert_eq!(value, Datum::Bool(true));
         assert!(!restless);
         assert_eq!(horizon, april);
+    }
+
+    /// The value and horizon of `node` over two measures with the given values and clocks.
+    fn over_measures(node: &Node, values: [Datum; 2], clocks: [MeasureClock; 2]) -> (Datum, i64) {
+        let mut evaluation = Evaluation::new(T0, &[], &values).with_clocks(&clocks);
+        let value = evaluation.value(node);
+        assert!(!evaluation.restless);
+        (value, evaluation.horizon)
+    }
+
+    fn changing_at(horizon: i64) -> MeasureClock {
+        MeasureClock {
+            horizon,
+            ..MeasureClock::STILL
+        }
+    }
+
+    #[test]
+    fn a_deciding_operand_alone_says_when_and_and_or_may_change() {
+        let (early, late) = (changing_at(T0 + 1), changing_at(T0 + 2));
+        let both = |op| cmp(op, Node::Measure(0), Node::Measure(1));
+        let (t, f, null) = (Datum::Bool(true), Datum::Bool(false), Datum::Null);
+        let cases = [
+            // `and`: false until the false operand changes; both false, until both have.
+            (
+                BinaryOp::And,
+                [f.clone(), t.clone()],
+                [late, early],
+                f.clone(),
+                T0 + 2,
+            ),
+            (
+                BinaryOp::And,
+                [f.clone(), f.clone()],
+                [early, late],
+                f.clone(),
+                T0 + 2,
+            ),
+            (
+                BinaryOp::And,
+                [t.clone(), t.clone()],
+                [late, early],
+                t.clone(),
+                T0 + 1,
+            ),
+            (
+                BinaryOp::And,
+                [null.clone(), t.clone()],
+                [late, early],
+                null.clone(),
+                T0 + 1,
+            ),
+            // `or`: true until the true operand changes.
+            (
+                BinaryOp::Or,
+                [t.clone(), f.clone()],
+                [late, early],
+                t.clone(),
+                T0 + 2,
+            ),
+            (
+                BinaryOp::Or,
+                [f.clone(), f.clone()],
+                [late, early],
+                f.clone(),
+                T0 + 1,
+            ),
+            (
+                BinaryOp::Or,
+                [null.clone(), t.clone()],
+                [early, late],
+                t.clone(),
+                T0 + 2,
+            ),
+        ];
+        for (op, values, clocks, value, horizon) in cases {
+            let got = over_measures(&both(op), values.clone(), clocks);
+            assert_eq!(got, (value, horizon), "{op:?} over {values:?}");
+        }
+    }
+
+    #[test]
+    fn a_falling_count_below_its_threshold_stays_below() {
+        let falling = MeasureClock {
+            falling: true,
+            ..changing_at(T0 + 5)
+        };
+        let still = MeasureClock::STILL;
+        let five = || Node::Const(Datum::Int(5));
+        let cases = [
+            // count >= 5 with 3: false for good; with 7: true until the count falls.
+            (
+                cmp(BinaryOp::GtEq, Node::Measure(0), five()),
+                3,
+                false,
+                i64::MAX,
+            ),
+            (
+                cmp(BinaryOp::GtEq, Node::Measure(0), five()),
+                7,
+                true,
+                T0 + 5,
+            ),
+            (
+                cmp(BinaryOp::Gt, Node::Measure(0), five()),
+                5,
+                false,
+                i64::MAX,
+            ),
+            // 5 > count, i.e. count < 5: true for good with 3.
+            (
+                cmp(BinaryOp::Gt, five(), Node::Measure(0)),
+                3,
+                true,
+                i64::MAX,
+            ),
+            (
+                cmp(BinaryOp::Gt, five(), Node::Measure(0)),
+                5,
+                false,
+                T0 + 5,
+            ),
+            (
+                cmp(BinaryOp::LtEq, Node::Measure(0), five()),
+                5,
+                true,
+                i64::MAX,
+            ),
+            (
+                cmp(BinaryOp::Lt, Node::Measure(0), five()),
+                6,
+                false,
+                T0 + 5,
+            ),
+            // Equality can become true as the count falls.
+            (
+                cmp(BinaryOp::Eq, Node::Measure(0), five()),
+                6,
+                false,
+                T0 + 5,
+            ),
+        ];
+        for (node, count, holds, horizon) in cases {
+            let got = over_measures(&node, [Datum::Int(count), Datum::Null], [falling, still]);
+            assert_eq!(got, (Datum::Bool(holds), horizon), "{node:?} with {count}");
+        }
+        // A count that may also rise (not falling) is watched either way.
+        let rising = changing_at(T0 + 5);
+        let node = cmp(BinaryOp::GtEq, Node::Measure(0), five());
+        let got = over_measures(&node, [Datum::Int(3), Datum::Null], [rising, still]);
+        assert_eq!(got, (Datum::Bool(false), T0 + 5));
     }
 
     #[test]

@@ -4,6 +4,10 @@
 //! sorted map; only the bucket being worked through is a heap. With millions of entries,
 //! a single binary heap would touch a cache line per level at every pop, and a day's
 //! advance pops hundreds of thousands of them; a bucket's heap stays in cache.
+//!
+//! Pushes go to a few buckets at a time (the windows of events arriving in time order
+//! end close together), so the last buckets pushed to are remembered: a push to one of
+//! them skips the sorted map, whose walk cost a cache miss per node.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -18,21 +22,67 @@ fn bucket(at: i64) -> i64 {
 }
 
 /// Entries (time, profile slot), popped in (time, slot) order.
-#[derive(Default)]
 pub struct Schedule {
-    later: BTreeMap<i64, Vec<(i64, Slot)>>,
+    /// The buckets after the current one, by bucket number: their place in `buckets`.
+    later: BTreeMap<i64, usize>,
+    buckets: Vec<Vec<(i64, Slot)>>,
+    /// Places in `buckets` no bucket uses.
+    free: Vec<usize>,
+    /// The buckets pushed to last, (bucket number, place), `i64::MIN` where none.
+    recent: [(i64, usize); RECENT],
+    /// The entry of `recent` to replace next.
+    evict: usize,
     /// The bucket being worked through, and the entries at or before it.
     current: Option<i64>,
     heap: BinaryHeap<Reverse<(i64, Slot)>>,
 }
 
+/// How many recently used buckets a push checks before the sorted map.
+const RECENT: usize = 16;
+
+impl Default for Schedule {
+    fn default() -> Schedule {
+        Schedule {
+            later: BTreeMap::new(),
+            buckets: Vec::new(),
+            free: Vec::new(),
+            recent: [(i64::MIN, 0); RECENT],
+            evict: 0,
+            current: None,
+            heap: BinaryHeap::new(),
+        }
+    }
+}
+
 impl Schedule {
     pub fn push(&mut self, at: i64, slot: Slot) {
         let b = bucket(at);
-        match self.current {
-            Some(current) if b <= current => self.heap.push(Reverse((at, slot))),
-            _ => self.later.entry(b).or_default().push((at, slot)),
+        if let Some(current) = self.current
+            && b <= current
+        {
+            self.heap.push(Reverse((at, slot)));
+            return;
         }
+        let place = match self.recent.iter().find(|(number, _)| *number == b) {
+            Some(&(_, place)) => place,
+            None => {
+                let place = match self.later.get(&b) {
+                    Some(&place) => place,
+                    None => {
+                        let place = self.free.pop().unwrap_or_else(|| {
+                            self.buckets.push(Vec::new());
+                            self.buckets.len() - 1
+                        });
+                        self.later.insert(b, place);
+                        place
+                    }
+                };
+                self.recent[self.evict] = (b, place);
+                self.evict = (self.evict + 1) % RECENT;
+                place
+            }
+        };
+        self.buckets[place].push((at, slot));
     }
 
     /// The earliest entry at or before `time`, removed; `None` if there is none.
@@ -44,11 +94,20 @@ impl Schedule {
                 }
                 return self.heap.pop().map(|Reverse(entry)| entry);
             }
-            let first = *self.later.keys().next()?;
+            let (&first, &place) = self.later.first_key_value()?;
             if first > bucket(time) {
                 return None;
             }
-            let entries = self.later.remove(&first).unwrap_or_default();
+            self.later.remove(&first);
+            for entry in self
+                .recent
+                .iter_mut()
+                .filter(|(number, _)| *number == first)
+            {
+                *entry = (i64::MIN, 0);
+            }
+            let entries = std::mem::take(&mut self.buckets[place]);
+            self.free.push(place);
             self.current = Some(first);
             self.heap = entries.into_iter().map(Reverse).collect();
         }
@@ -58,6 +117,40 @@ impl Schedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pushes_and_pops_interleaved_over_many_buckets_come_out_as_from_a_sorted_set() {
+        let mut schedule = Schedule::default();
+        let mut reference = std::collections::BTreeSet::new();
+        let mut state: u64 = 7;
+        let mut random = |below: i64| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            (state >> 33) as i64 % below
+        };
+        let bucket_width = 1i64 << BUCKET_BITS;
+        let mut now = 0;
+        for round in 0..200 {
+            // Entries up to 40 buckets ahead, more than the recent buckets remembered.
+            for _ in 0..50 {
+                let at = now + random(40 * bucket_width);
+                let slot = random(1_000) as Slot;
+                schedule.push(at, slot);
+                reference.insert((at, slot));
+            }
+            now += random(3 * bucket_width);
+            while let Some(entry) = schedule.pop_until(now) {
+                let expected = reference.pop_first();
+                assert_eq!(Some(entry), expected, "round {round}");
+            }
+            assert!(reference.first().is_none_or(|(at, _)| *at > now));
+        }
+        while let Some(entry) = schedule.pop_until(i64::MAX) {
+            assert_eq!(Some(entry), reference.pop_first());
+        }
+        assert!(reference.is_empty());
+    }
 
     #[test]
     fn entries_come_out_in_time_then_key_order_across_buckets() {

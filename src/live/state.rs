@@ -5,12 +5,18 @@
 //! | shape | when | state per profile |
 //! | --- | --- | --- |
 //! | running | the window has no start relative to `now` (none, `since`, `between` dates) and the filter reads only the event | the aggregate itself: a count, a sum (and count for `avg`), a min or max, a set of distinct values, each distinct value with its count (`mode`, `distinct_list`), or the first or last (time, value) |
-//! | windowed | a window start relative to `now` (`within 30d`) | the (time, value) of each counted event still inside the window, oldest first; older ones are dropped |
+//! | newest | existence in a window whose start is relative to `now` and whose end is not (`viewed within 7d`) | the time of the newest counted event: whether any event is in the window changes only when the newest leaves it |
+//! | windowed | another window start or end relative to `now` (`count(...) within 30d`) | the (time, value) of each counted event still inside the window, oldest first; older ones are dropped |
 //! | rechecked | the filter reads the profile or the clock (`purchased(ts > signup_ts)`) | every event row of that table that a window could still count |
 //! | sequence | a sequence (`added_to_cart then purchased within 1h`) | per step, the event rows its filter accepts that a window could still count (see `sequence.rs`) |
 //!
-//! Running state never changes with the clock. Windowed and rechecked state changes
-//! when the oldest event leaves the window, which is when the profile is scheduled.
+//! Running state never changes with the clock. Newest, windowed and rechecked state
+//! changes when an event leaves the window, which is when the profile is scheduled.
+//!
+//! The state of the rare, large aggregates (distinct sets, tallies, rechecked rows,
+//! sequences) is boxed, so the common ones stay small: every event of a table visits
+//! the state of each of the table's measures, and the smaller they are, the fewer
+//! cache lines an event touches.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -40,6 +46,7 @@ pub struct MeasurePlan {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shape {
     Running,
+    Newest,
     Windowed,
     Rechecked,
     /// Not a measure but a sequence, whose value is whether it holds.
@@ -58,6 +65,24 @@ impl MeasurePlan {
             _ => true,
         };
         after_start && before_end
+    }
+
+    /// Whether the value can only fall as time passes with no new event: a count over a
+    /// window whose start moves with now and whose end does not, so that events only
+    /// leave it.
+    pub fn falls_with_time(&self) -> bool {
+        let counts = matches!(
+            self.aggregate,
+            Aggregate::Exists
+                | Aggregate::Count
+                | Aggregate::CountValues
+                | Aggregate::CountDistinct
+                | Aggregate::Active(_)
+        );
+        counts
+            && matches!(self.shape, Shape::Newest | Shape::Windowed)
+            && matches!(self.start, Some(TimePoint::FromNow(_)))
+            && !matches!(self.end, Some(TimePoint::FromNow(_)))
     }
 
     /// Whether an event at `time` is counted at `now`.
@@ -105,18 +130,20 @@ impl MeasurePlan {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum MeasureState {
     Running(Running),
+    /// The newest counted event's time (`i64::MIN`: none yet).
+    Newest(i64),
     /// Counted events' (time, value), oldest first.
     Windowed(VecDeque<(i64, Datum)>),
     /// Event rows that may still count, oldest first.
-    Rechecked(VecDeque<(i64, Vec<Datum>)>),
-    Sequence(SequenceState),
+    Rechecked(Box<VecDeque<(i64, Vec<Datum>)>>),
+    Sequence(Box<SequenceState>),
 }
 
 /// The aggregate so far, for measures whose events never leave.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Running {
     Count(i64),
-    Distinct(HashSet<DistinctKey>),
+    Distinct(Box<HashSet<DistinctKey>>),
     IntSum(i64),
     FloatSum(f64),
     Avg {
@@ -126,7 +153,7 @@ pub enum Running {
     Extreme(Datum),
     Edge(Option<(i64, Datum)>),
     /// Each distinct value with how often it occurred (`mode`, `distinct_list`).
-    Tally(HashMap<DistinctKey, (Datum, i64)>),
+    Tally(Box<HashMap<DistinctKey, (Datum, i64)>>),
 }
 
 impl MeasureState {
@@ -135,25 +162,26 @@ impl MeasureState {
             Shape::Running => MeasureState::Running(match plan.aggregate {
                 Aggregate::Exists | Aggregate::Count | Aggregate::CountValues => Running::Count(0),
                 Aggregate::CountDistinct | Aggregate::Active(_) => {
-                    Running::Distinct(HashSet::new())
+                    Running::Distinct(Box::default())
                 }
                 Aggregate::Sum if plan.integer_sum => Running::IntSum(0),
                 Aggregate::Sum => Running::FloatSum(0.0),
                 Aggregate::Avg => Running::Avg { sum: 0.0, count: 0 },
                 Aggregate::Min | Aggregate::Max => Running::Extreme(Datum::Null),
                 Aggregate::First | Aggregate::Last => Running::Edge(None),
-                Aggregate::Mode | Aggregate::DistinctList => Running::Tally(HashMap::new()),
+                Aggregate::Mode | Aggregate::DistinctList => Running::Tally(Box::default()),
                 // Its value moves with the clock: the engine keeps it windowed.
                 Aggregate::ActivePeriods(_) => Running::Count(0),
             }),
+            Shape::Newest => MeasureState::Newest(i64::MIN),
             Shape::Windowed => MeasureState::Windowed(VecDeque::new()),
-            Shape::Rechecked => MeasureState::Rechecked(VecDeque::new()),
-            Shape::Sequence => MeasureState::Sequence(
+            Shape::Rechecked => MeasureState::Rechecked(Box::default()),
+            Shape::Sequence => MeasureState::Sequence(Box::new(
                 plan.sequence
                     .as_ref()
                     .map(SequencePlan::new_state)
                     .unwrap_or_default(),
-            ),
+            )),
         }
     }
 
@@ -191,10 +219,17 @@ impl MeasureState {
                 return false;
             }
         }
-        let value = measure_value(plan, time, row);
         match self {
-            MeasureState::Running(running) => running.add(plan.aggregate, time, value),
-            MeasureState::Windowed(events) => insert_by_time(events, time, value),
+            MeasureState::Running(running) => {
+                running.add(plan.aggregate, time, measure_value(plan, time, row));
+            }
+            // An event older than the newest changes neither the answer nor when it
+            // changes.
+            MeasureState::Newest(newest) if time <= *newest => return false,
+            MeasureState::Newest(newest) => *newest = time,
+            MeasureState::Windowed(events) => {
+                insert_by_time(events, time, measure_value(plan, time, row));
+            }
             MeasureState::Rechecked(_) | MeasureState::Sequence(_) => {}
         }
         true
@@ -230,27 +265,24 @@ impl MeasureState {
                 };
                 Datum::Bool(sequence.holds(state, now, clock))
             }
+            MeasureState::Newest(newest) => {
+                if *newest == i64::MIN {
+                    return Datum::Bool(false);
+                }
+                if let Some(change) = plan.window_change(*newest, now) {
+                    *horizon = (*horizon).min(change);
+                }
+                Datum::Bool(plan.in_window(*newest, now))
+            }
             MeasureState::Windowed(events) => {
                 if let Some(start) = start {
                     while events.front().is_some_and(|(t, _)| *t < start) {
                         events.pop_front();
                     }
                 }
-                let newest_decides = plan.aggregate == Aggregate::Exists
-                    && plan.end.is_none()
-                    && events.back().is_some_and(|(t, _)| *t <= now);
-                if newest_decides {
-                    // Events only leave a window that starts relative to now, oldest
-                    // first: whether any is left changes when the newest leaves.
-                    let newest = events.back().map(|(t, _)| *t);
-                    if let Some(change) = newest.and_then(|t| plan.window_change(t, now)) {
+                for (time, _) in events.iter() {
+                    if let Some(change) = plan.window_change(*time, now) {
                         *horizon = (*horizon).min(change);
-                    }
-                } else {
-                    for (time, _) in events.iter() {
-                        if let Some(change) = plan.window_change(*time, now) {
-                            *horizon = (*horizon).min(change);
-                        }
                     }
                 }
                 let counted = events
@@ -551,6 +583,29 @@ mod tests {
     }
 
     #[test]
+    fn a_measure_state_takes_40_bytes() {
+        // docs/realtime.md gives this size; the large kinds of state are boxed for it.
+        assert_eq!(std::mem::size_of::<Option<MeasureState>>(), 40);
+    }
+
+    #[test]
+    fn counts_over_a_window_that_only_loses_events_fall_with_time() {
+        assert!(windowed(Aggregate::Count).falls_with_time());
+        assert!(
+            !windowed(Aggregate::Sum).falls_with_time(),
+            "amounts may be negative"
+        );
+        let ending_later = MeasurePlan {
+            end: Some(TimePoint::FromNow(-DAY)),
+            ..windowed(Aggregate::Count)
+        };
+        assert!(
+            !ending_later.falls_with_time(),
+            "events enter it as time passes"
+        );
+    }
+
+    #[test]
     fn a_windowed_count_changes_when_its_oldest_event_leaves() {
         let plan = windowed(Aggregate::Count);
         let (value, horizon) = after_two_events(&plan, 4 * DAY);
@@ -559,7 +614,10 @@ mod tests {
 
     #[test]
     fn a_windowed_existence_changes_only_when_its_newest_event_leaves() {
-        let plan = windowed(Aggregate::Exists);
+        let plan = MeasurePlan {
+            shape: Shape::Newest,
+            ..windowed(Aggregate::Exists)
+        };
         let (value, horizon) = after_two_events(&plan, 4 * DAY);
         assert_eq!((value, horizon), (Datum::Bool(true), 10 * DAY + 1));
         // At that instant nothing is left, and nothing more can change.
