@@ -128,6 +128,8 @@ impl MeasurePlan {
 
 /// One profile's state for one measure.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+// Boxed on purpose: the rare large kinds would make every state larger (module docs).
+#[allow(clippy::box_collection)]
 pub enum MeasureState {
     Running(Running),
     /// The newest counted event's time (`i64::MIN`: none yet).
@@ -141,6 +143,8 @@ pub enum MeasureState {
 
 /// The aggregate so far, for measures whose events never leave.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+// Boxed on purpose: the rare large kinds would make every state larger (module docs).
+#[allow(clippy::box_collection)]
 pub enum Running {
     Count(i64),
     Distinct(Box<HashSet<DistinctKey>>),
