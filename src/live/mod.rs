@@ -613,6 +613,7 @@ impl Membership {
             return changes;
         }
         while let Some((at, slot)) = self.schedule.pop_until(time) {
+            self.read_ahead_of_schedule();
             self.now = self.now.max(at);
             // A stale entry (the profile was rescheduled since) evaluates nothing.
             self.evaluate(slot, at, Affected::Due, &mut changes);
@@ -623,6 +624,19 @@ impl Membership {
             self.evaluate(slot, time, Affected::All, &mut changes);
         }
         changes
+    }
+
+    /// Reads the state of the next profiles in the schedule, as [`Membership::ingest_batch`]
+    /// reads the next events' profiles: the next one's allocations, the one after's
+    /// profile, so that their cache misses overlap with the evaluation at hand.
+    fn read_ahead_of_schedule(&self) {
+        let mut upcoming = self.schedule.upcoming();
+        if let Some(profile) = upcoming.next().and_then(|slot| self.profiles.get(slot)) {
+            profile.touch(None);
+        }
+        if let Some(profile) = upcoming.next().and_then(|slot| self.profiles.get(slot)) {
+            std::hint::black_box(profile.scheduled);
+        }
     }
 
     /// Writes the engine's state (not its program) to `out`, for [`Membership::restore`].

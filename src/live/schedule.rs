@@ -1,9 +1,11 @@
 //! The schedule of time-driven evaluations: which profile to evaluate when.
 //!
 //! A calendar queue. Entries are kept in buckets of about a minute of clock time, in a
-//! sorted map; only the bucket being worked through is a heap. With millions of entries,
-//! a single binary heap would touch a cache line per level at every pop, and a day's
-//! advance pops hundreds of thousands of them; a bucket's heap stays in cache.
+//! sorted map; only the bucket being worked through is sorted. With millions of
+//! entries, a single binary heap would touch a cache line per level at every pop, and a
+//! day's advance pops hundreds of thousands of them; a bucket stays in cache. Sorted,
+//! the bucket also says which profiles come next ([`Schedule::upcoming`]), so their
+//! state can be read ahead.
 //!
 //! Pushes go to a few buckets at a time (the windows of events arriving in time order
 //! end close together), so the last buckets pushed to are remembered: a push to one of
@@ -32,8 +34,11 @@ pub struct Schedule {
     recent: [(i64, usize); RECENT],
     /// The entry of `recent` to replace next.
     evict: usize,
-    /// The bucket being worked through, and the entries at or before it.
+    /// The bucket being worked through.
     current: Option<i64>,
+    /// Its entries, latest first, so that the next is last.
+    sorted: Vec<(i64, Slot)>,
+    /// The entries pushed into it, or before it, since it was sorted.
     heap: BinaryHeap<Reverse<(i64, Slot)>>,
 }
 
@@ -49,6 +54,7 @@ impl Default for Schedule {
             recent: [(i64::MIN, 0); RECENT],
             evict: 0,
             current: None,
+            sorted: Vec::new(),
             heap: BinaryHeap::new(),
         }
     }
@@ -88,11 +94,22 @@ impl Schedule {
     /// The earliest entry at or before `time`, removed; `None` if there is none.
     pub fn pop_until(&mut self, time: i64) -> Option<(i64, Slot)> {
         loop {
-            if let Some(Reverse((at, _))) = self.heap.peek() {
-                if *at > time {
+            let sorted = self.sorted.last().copied();
+            let pushed = self.heap.peek().map(|Reverse(entry)| *entry);
+            let next = match (sorted, pushed) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            if let Some(entry) = next {
+                if entry.0 > time {
                     return None;
                 }
-                return self.heap.pop().map(|Reverse(entry)| entry);
+                if next == sorted {
+                    self.sorted.pop();
+                } else {
+                    self.heap.pop();
+                }
+                return Some(entry);
             }
             let (&first, &place) = self.later.first_key_value()?;
             if first > bucket(time) {
@@ -106,11 +123,18 @@ impl Schedule {
             {
                 *entry = (i64::MIN, 0);
             }
-            let entries = std::mem::take(&mut self.buckets[place]);
+            let mut entries = std::mem::take(&mut self.buckets[place]);
             self.free.push(place);
             self.current = Some(first);
-            self.heap = entries.into_iter().map(Reverse).collect();
+            entries.sort_unstable_by(|a, b| b.cmp(a));
+            self.sorted = entries;
         }
+    }
+
+    /// The profiles of the bucket being worked through, next first: those the coming pops
+    /// will most likely give (entries pushed since the bucket was sorted aside).
+    pub fn upcoming(&self) -> impl Iterator<Item = Slot> + '_ {
+        self.sorted.iter().rev().map(|&(_, slot)| slot)
     }
 }
 
@@ -150,6 +174,23 @@ mod tests {
             assert_eq!(Some(entry), reference.pop_first());
         }
         assert!(reference.is_empty());
+    }
+
+    #[test]
+    fn the_upcoming_profiles_are_those_the_next_pops_give() {
+        let mut schedule = Schedule::default();
+        for (at, slot) in [(30, 3), (10, 1), (20, 2), (40, 4)] {
+            schedule.push(at, slot);
+        }
+        assert_eq!(
+            schedule.upcoming().count(),
+            0,
+            "no bucket is being worked through"
+        );
+        assert_eq!(schedule.pop_until(10), Some((10, 1)));
+        assert_eq!(schedule.upcoming().collect::<Vec<_>>(), vec![2, 3, 4]);
+        assert_eq!(schedule.pop_until(25), Some((20, 2)));
+        assert_eq!(schedule.upcoming().collect::<Vec<_>>(), vec![3, 4]);
     }
 
     #[test]
