@@ -550,12 +550,8 @@ impl Membership {
             events.iter().map(|event| self.lookahead(event)).collect();
         let mut results = Vec::with_capacity(events.len());
         for (at, event) in events.into_iter().enumerate() {
-            if let Some(&Some((slot, _))) = ahead.get(at + 2) {
-                std::hint::black_box(self.profiles[slot].scheduled);
-            }
-            if let Some(&Some((slot, measure))) = ahead.get(at + 1) {
-                self.profiles[slot].touch(measure);
-            }
+            let upcoming = |n: usize| ahead.get(at + n).copied().flatten();
+            self.read_ahead(upcoming(1), upcoming(2).map(|(slot, _)| slot));
             results.push(self.ingest(event));
         }
         results
@@ -613,7 +609,11 @@ impl Membership {
             return changes;
         }
         while let Some((at, slot)) = self.schedule.pop_until(time) {
-            self.read_ahead_of_schedule();
+            let (next, after) = {
+                let mut upcoming = self.schedule.upcoming();
+                (upcoming.next(), upcoming.next())
+            };
+            self.read_ahead(next.map(|slot| (slot, None)), after);
             self.now = self.now.max(at);
             // A stale entry (the profile was rescheduled since) evaluates nothing.
             self.evaluate(slot, at, Affected::Due, &mut changes);
@@ -626,15 +626,17 @@ impl Membership {
         changes
     }
 
-    /// Reads the state of the next profiles in the schedule, as [`Membership::ingest_batch`]
-    /// reads the next events' profiles: the next one's allocations, the one after's
-    /// profile, so that their cache misses overlap with the evaluation at hand.
-    fn read_ahead_of_schedule(&self) {
-        let mut upcoming = self.schedule.upcoming();
-        if let Some(profile) = upcoming.next().and_then(|slot| self.profiles.get(slot)) {
-            profile.touch(None);
+    /// Reads ahead of the work at hand (the next events of a batch, the next profiles in
+    /// the schedule), so that their cache misses overlap with it: the allocations of the
+    /// profile at `next` (with the state of its measure), and the profile at `after`,
+    /// whose allocations the following call reads.
+    fn read_ahead(&self, next: Option<(Slot, Option<usize>)>, after: Option<Slot>) {
+        if let Some((profile, measure)) =
+            next.and_then(|(slot, measure)| Some((self.profiles.get(slot)?, measure)))
+        {
+            profile.touch(measure);
         }
-        if let Some(profile) = upcoming.next().and_then(|slot| self.profiles.get(slot)) {
+        if let Some(profile) = after.and_then(|slot| self.profiles.get(slot)) {
             std::hint::black_box(profile.scheduled);
         }
     }

@@ -65,7 +65,7 @@ impl Slots {
         {
             if at >= self.dense.len() {
                 let grown = (at + 1).max(self.dense.len() * 2).min(self.dense_limit());
-                self.dense.resize(grown.max(at + 1), NONE);
+                self.dense.resize(grown, NONE);
             }
             self.dense[at] = compact;
             return;
