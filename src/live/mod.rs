@@ -38,6 +38,7 @@ pub mod durable;
 mod eval;
 pub mod json;
 mod load;
+mod prefetch;
 mod schedule;
 mod sequence;
 mod slots;
@@ -46,6 +47,7 @@ mod value;
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
+use std::ops::Range;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -157,6 +159,8 @@ struct TableLayout {
     time_name: String,
     /// The engine's measures over this table.
     measures: Vec<usize>,
+    /// The smallest range of the engine's measures that holds `measures`.
+    measure_range: Range<usize>,
 }
 
 /// A profile's standing in one segment.
@@ -189,16 +193,16 @@ struct Profile {
 }
 
 impl Profile {
-    /// Reads the first cache line of the profile's standings, row and the state of
-    /// `measure`, which live in allocations of their own, all at once: the loads are
-    /// independent, so their cache misses overlap.
-    fn touch(&self, measure: Option<usize>) {
-        let measure = measure
-            .and_then(|m| self.measures.get(m))
-            .map(Option::is_some);
-        let standing = self.standings.first().map(|s| s.horizon);
-        let row = (self.row.as_deref()).and_then(|r| r.first().map(Datum::is_null));
-        std::hint::black_box((measure, standing, row));
+    /// Asks for the memory an evaluation of this profile reads: its standings, its row and
+    /// the states of `measures`, which live in allocations of their own.
+    fn prefetch(&self, measures: Range<usize>) {
+        prefetch::slice(&self.standings, 8);
+        if let Some(row) = &self.row {
+            prefetch::slice(row, 8);
+        }
+        if let Some(states) = self.measures.get(measures) {
+            prefetch::slice(states, 16);
+        }
     }
 
     fn new(key: Key, measures: usize, segments: usize) -> Profile {
@@ -240,6 +244,10 @@ struct Scratch {
     chosen: Vec<usize>,
     listed: Vec<bool>,
 }
+
+/// How many events or scheduled profiles ahead of the one at hand the engine asks for a
+/// profile's state; it asks for the profile itself twice as far ahead.
+const READ_AHEAD: usize = 2;
 
 /// A profile's place in [`Membership::profiles`], given when its key is first seen and
 /// kept for the engine's life. The schedule and the sets of profiles hold slots, so a
@@ -341,6 +349,7 @@ impl Membership {
                 time: table.time.as_deref().map_or(0, |t| position(table, t)),
                 time_name: table.time.clone().unwrap_or_default(),
                 measures: Vec::new(),
+                measure_range: 0..0,
             })
             .collect();
         let mut measures = Vec::new();
@@ -416,6 +425,13 @@ impl Membership {
                 shape: Shape::Sequence,
                 sequence: Some(plan),
             });
+        }
+        for table in &mut tables {
+            if let (Some(first), Some(last)) =
+                (table.measures.iter().min(), table.measures.iter().max())
+            {
+                table.measure_range = *first..last + 1;
+            }
         }
         let names = Names {
             profile: &profile_columns,
@@ -544,30 +560,36 @@ impl Membership {
         events: impl IntoIterator<Item = Event>,
     ) -> Vec<Result<Vec<Change>, Rejection>> {
         let events: Vec<Event> = events.into_iter().collect();
-        // The slot of each event's profile, if it has one yet, and the first measure the
-        // event updates.
-        let ahead: Vec<Option<(Slot, Option<usize>)>> =
+        // The slot of each event's profile, if it has one yet, and the measures the event
+        // updates.
+        let ahead: Vec<Option<(Slot, Range<usize>)>> =
             events.iter().map(|event| self.lookahead(event)).collect();
         let mut results = Vec::with_capacity(events.len());
         for (at, event) in events.into_iter().enumerate() {
-            let upcoming = |n: usize| ahead.get(at + n).copied().flatten();
-            self.read_ahead(upcoming(1), upcoming(2).map(|(slot, _)| slot));
+            let upcoming = |n: usize| ahead.get(at + n).cloned().flatten();
+            self.read_ahead(
+                upcoming(READ_AHEAD),
+                upcoming(2 * READ_AHEAD).map(|(slot, _)| slot),
+            );
             results.push(self.ingest(event));
         }
         results
     }
 
-    /// The slot of `event`'s profile, if it has one, and the first measure it updates.
-    fn lookahead(&self, event: &Event) -> Option<(Slot, Option<usize>)> {
-        let (row, key, measure) = match event {
-            Event::Profile(row) => (row, self.profile_key, None),
+    /// The slot of `event`'s profile, if it has one, and the measures it updates.
+    fn lookahead(&self, event: &Event) -> Option<(Slot, Range<usize>)> {
+        let (row, key, measures) = match event {
+            Event::Profile(row) => (row, self.profile_key, 0..0),
             Event::Occurred { table, row } => {
                 let layout = self.tables.get(*table)?;
-                (row, layout.key, layout.measures.first().copied())
+                (row, layout.key, layout.measure_range.clone())
             }
         };
-        let slot = self.slots.get(&Key::from_datum(row.get(key)?)?)?;
-        Some((slot, measure))
+        let slot = match row.get(key)? {
+            Datum::Int(k) => self.slots.get(&Key::Int(*k)),
+            other => self.slots.get(&Key::from_datum(other)?),
+        }?;
+        Some((slot, measures))
     }
 
     /// Applies one event and returns the changes it causes, after those the passage of
@@ -611,9 +633,10 @@ impl Membership {
         while let Some((at, slot)) = self.schedule.pop_until(time) {
             let (next, after) = {
                 let mut upcoming = self.schedule.upcoming();
-                (upcoming.next(), upcoming.next())
+                let next = upcoming.nth(READ_AHEAD - 1);
+                (next, upcoming.nth(READ_AHEAD - 1))
             };
-            self.read_ahead(next.map(|slot| (slot, None)), after);
+            self.read_ahead(next.map(|slot| (slot, 0..self.measures.len())), after);
             self.now = self.now.max(at);
             // A stale entry (the profile was rescheduled since) evaluates nothing.
             self.evaluate(slot, at, Affected::Due, &mut changes);
@@ -628,16 +651,16 @@ impl Membership {
 
     /// Reads ahead of the work at hand (the next events of a batch, the next profiles in
     /// the schedule), so that their cache misses overlap with it: the allocations of the
-    /// profile at `next` (with the state of its measure), and the profile at `after`,
-    /// whose allocations the following call reads.
-    fn read_ahead(&self, next: Option<(Slot, Option<usize>)>, after: Option<Slot>) {
-        if let Some((profile, measure)) =
-            next.and_then(|(slot, measure)| Some((self.profiles.get(slot)?, measure)))
+    /// profile at `next` (with the states of its measures in the range), and the profile
+    /// at `after`, whose allocations a later call asks for.
+    fn read_ahead(&self, next: Option<(Slot, Range<usize>)>, after: Option<Slot>) {
+        if let Some((slot, measures)) = next
+            && let Some(profile) = self.profiles.get(slot)
         {
-            profile.touch(measure);
+            profile.prefetch(measures);
         }
         if let Some(profile) = after.and_then(|slot| self.profiles.get(slot)) {
-            std::hint::black_box(profile.scheduled);
+            prefetch::slice(std::slice::from_ref(profile), 2);
         }
     }
 
