@@ -11,7 +11,7 @@ use crate::check::display;
 use crate::check::ir::*;
 use crate::diagnostic::{Diagnostic, SourceMap};
 use crate::exec::format_cell;
-use crate::plan::{OutputColumn, Planner};
+use crate::plan::OutputColumn;
 use crate::{Report, Session, internal_error};
 
 /// How many events are listed under each measure.
@@ -47,12 +47,7 @@ pub async fn why(session: &Session, segment: &str, key: &str) -> Result<String, 
             expr: node.expr.clone(),
         })
         .collect();
-    let planner = Planner::new(
-        session.program(),
-        session.schema(),
-        session.tables(),
-        session.as_of(),
-    );
+    let planner = session.planner();
     let plan = planner
         .values_for_key(&columns, key_expr.clone())
         .map_err(|e| report(internal_error(&e.to_string())))?;

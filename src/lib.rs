@@ -142,6 +142,8 @@ pub struct Session {
     program: Program,
     warnings: Diagnostics,
     as_of: i64,
+    /// The context runs SegQL's own aggregate functions (see [`register_functions`]).
+    own_aggregates: bool,
 }
 
 impl Session {
@@ -187,6 +189,7 @@ impl Session {
             Tables::from_schema(&schema)
         };
         let as_of = catalog.as_of.unwrap_or_else(now_nanos);
+        let own_aggregates = plan::has_own_functions(&ctx);
         Ok(Session {
             ctx,
             catalog,
@@ -198,6 +201,7 @@ impl Session {
             program: Program::default(),
             warnings: Diagnostics::default(),
             as_of,
+            own_aggregates,
         })
     }
 
@@ -362,8 +366,11 @@ impl Session {
             .map_err(|e| Report::new(internal_error(&e.to_string()).into(), &self.sources))
     }
 
-    fn planner(&self) -> Planner<'_> {
+    /// A planner for this session's program, using SegQL's own aggregates where the
+    /// context has them (see [`register_functions`]).
+    pub(crate) fn planner(&self) -> Planner<'_> {
         Planner::new(&self.program, &self.schema, &self.tables, self.as_of)
+            .with_own_aggregates(self.own_aggregates)
     }
 
     /// The segments named (all, in file order, if `names` is empty).
@@ -675,7 +682,17 @@ pub fn new_context_with_memory_limit(bytes: Option<usize>) -> SessionContext {
         Err(_) => return SessionContext::new(),
     };
     let config = engine::configure(datafusion::prelude::SessionConfig::new());
-    SessionContext::new_with_config_rt(config, runtime)
+    let ctx = SessionContext::new_with_config_rt(config, runtime);
+    register_functions(&ctx);
+    ctx
+}
+
+/// Registers SegQL's own aggregate functions in `ctx` (contexts from [`new_context`] have
+/// them). A [`Session`] whose context has them plans `first` and `last` in the grouped
+/// pass of their event table; without them (a Ballista cluster, whose executors know only
+/// DataFusion's built-ins) in passes of their own.
+pub fn register_functions(ctx: &SessionContext) {
+    plan::register_own_functions(ctx);
 }
 
 /// Reads a source file, with a diagnostic for missing or non-UTF-8 files.

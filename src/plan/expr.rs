@@ -11,7 +11,7 @@ use datafusion::functions_nested::expr_fn::{array_has, array_has_all, array_has_
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator, binary_expr, cast, lit, when};
 use datafusion::prelude::{coalesce, col};
 
-use super::{PROFILES_ALIAS, measure_column, measure_relation, sequence_relation};
+use super::{EdgePasses, PROFILES_ALIAS, measure_column, measure_relation, sequence_relation};
 use crate::check::ir::*;
 use crate::syntax::ast::PERCENT_SCALE;
 
@@ -29,8 +29,9 @@ pub fn timestamp_literal(ns: i64) -> Expr {
 /// Where column references point.
 #[derive(Clone, Copy)]
 enum Scope<'p> {
-    /// Profile level: columns of `__p`, measures of the joined measure tables.
-    Profile(&'p Program),
+    /// Profile level: columns of `__p`, measures of the joined measure tables (with
+    /// `first` and `last` in edge passes of their own unless SegQL's own aggregates run).
+    Profile(&'p Program, EdgePasses),
     /// Inside one event table's grouped pass: unqualified event columns.
     Event,
 }
@@ -40,9 +41,10 @@ pub fn lower_profile(
     expr: &TypedExpr,
     as_of: i64,
     program: &Program,
+    edge_passes: EdgePasses,
     portable: bool,
 ) -> Result<Expr> {
-    lower(expr, as_of, Scope::Profile(program), portable)
+    lower(expr, as_of, Scope::Profile(program, edge_passes), portable)
 }
 
 /// Lowers an event filter; `portable` for plans that become SQL text.
@@ -170,14 +172,14 @@ fn lower(expr: &TypedExpr, as_of: i64, scope: Scope<'_>, portable: bool) -> Resu
         }
         IrExpr::EventColumn(name) => Expr::Column(Column::from_name(name.as_str())),
         IrExpr::Measure(id) => {
-            let Scope::Profile(program) = scope else {
+            let Scope::Profile(program, edge_passes) = scope else {
                 return Err(datafusion::error::DataFusionError::Internal(
                     "a measure inside an event filter".into(),
                 ));
             };
             let measure = &program.measures[*id];
             let column = Expr::Column(Column::new(
-                Some(measure_relation(*id, measure, portable)),
+                Some(measure_relation(*id, measure, edge_passes)),
                 measure_column(*id),
             ));
             match measure.aggregate {
@@ -371,7 +373,7 @@ fn lower(expr: &TypedExpr, as_of: i64, scope: Scope<'_>, portable: bool) -> Resu
             col(Column::new(Some(sequence_relation(*id)), "__key")).is_not_null()
         }
         IrExpr::Rank(id) => {
-            let Scope::Profile(program) = scope else {
+            let Scope::Profile(program, _) = scope else {
                 return Err(datafusion::error::DataFusionError::Internal(
                     "a ranking inside an event filter".into(),
                 ));

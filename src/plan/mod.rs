@@ -11,6 +11,7 @@
 //! ```
 
 mod absence;
+mod edge;
 mod expr;
 mod sequence;
 
@@ -24,7 +25,7 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::functions::expr_fn::{ceil, date_part, date_trunc, round, sqrt};
 use datafusion::functions_aggregate::average::avg_udaf;
 use datafusion::functions_aggregate::count::count_udaf;
-use datafusion::functions_aggregate::expr_fn::{array_agg, avg, count, first_value, max, min, sum};
+use datafusion::functions_aggregate::expr_fn::{array_agg, avg, count, max, min, sum};
 use datafusion::functions_aggregate::stddev::stddev_pop_udaf;
 use datafusion::functions_nested::expr_fn::array_sort;
 use datafusion::functions_window::expr_fn::{percent_rank, row_number};
@@ -51,6 +52,21 @@ const KEYS_ALIAS: &str = "__k";
 const KEYS_FIRST_JOINS: usize = 4;
 /// The output column naming the segment when several are returned.
 pub const SEGMENT_COLUMN: &str = "segment";
+
+/// Registers SegQL's own aggregate functions in `ctx`.
+pub fn register_own_functions(ctx: &SessionContext) {
+    for edge in [edge::Edge::First, edge::Edge::Last] {
+        ctx.register_udaf(edge::edge_udaf(edge).as_ref().clone());
+    }
+}
+
+/// Whether `ctx` has SegQL's own aggregate functions, so plans may use them.
+pub fn has_own_functions(ctx: &SessionContext) -> bool {
+    use datafusion::execution::FunctionRegistry;
+    [edge::Edge::First, edge::Edge::Last]
+        .iter()
+        .all(|&edge| ctx.udaf(edge::edge_udaf(edge).name()).is_ok())
+}
 
 /// The tables a plan reads, by catalog name.
 #[derive(Clone)]
@@ -131,6 +147,20 @@ pub struct Planner<'a> {
     as_of: i64,
     /// Plans for SQL text (`crate::sql`) rather than for DataFusion to run.
     portable: bool,
+    /// Where `first` and `last` are computed.
+    edge_passes: EdgePasses,
+}
+
+/// Where `first` and `last` of a value are computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EdgePasses {
+    /// In the grouped pass of their event table: of the time column as `min`/`max`, of
+    /// any other column with SegQL's own aggregate ([`edge`]). Plans run in this process.
+    None,
+    /// Each in an edge pass of its own, from DataFusion built-ins (see
+    /// [`Planner::edge_pass`]): plans for other engines and for Ballista, whose executors
+    /// know only the built-in functions.
+    Each,
 }
 
 impl<'a> Planner<'a> {
@@ -146,6 +176,20 @@ impl<'a> Planner<'a> {
             tables,
             as_of,
             portable: false,
+            edge_passes: EdgePasses::Each,
+        }
+    }
+
+    /// A planner whose plans may use SegQL's own aggregates, which only DataFusion in this
+    /// process has: `first` and `last` then join the grouped pass of their event table.
+    pub fn with_own_aggregates(self, own: bool) -> Planner<'a> {
+        Planner {
+            edge_passes: if own && !self.portable {
+                EdgePasses::None
+            } else {
+                EdgePasses::Each
+            },
+            ..self
         }
     }
 
@@ -155,6 +199,7 @@ impl<'a> Planner<'a> {
     pub fn portable(self) -> Planner<'a> {
         Planner {
             portable: true,
+            edge_passes: EdgePasses::Each,
             ..self
         }
     }
@@ -357,7 +402,13 @@ impl<'a> Planner<'a> {
 
     fn lower(&self, expr: &TypedExpr) -> Result<Expr> {
         crate::diagnostic::with_deep_stack(|| {
-            expr::lower_profile(expr, self.as_of, self.program, self.portable)
+            expr::lower_profile(
+                expr,
+                self.as_of,
+                self.program,
+                self.edge_passes,
+                self.portable,
+            )
         })
     }
 
@@ -399,7 +450,7 @@ impl<'a> Planner<'a> {
         for id in measures {
             let measure = &self.program.measures[id];
             relations
-                .entry(measure_relation(id, measure, self.portable))
+                .entry(measure_relation(id, measure, self.edge_passes))
                 .or_insert_with(|| (measure.event.as_str(), Vec::new()))
                 .1
                 .push(id);
@@ -422,7 +473,7 @@ impl<'a> Planner<'a> {
                 [id] if self.program.measures[*id].aggregate.groups_values() => {
                     self.value_pass(*id, &alias, &profile_key_type)?
                 }
-                [id] if has_edge_pass(&self.program.measures[*id], self.portable) => {
+                [id] if has_edge_pass(&self.program.measures[*id], self.edge_passes) => {
                     self.edge_pass(*id, &alias, &profile_key_type)?
                 }
                 _ => self.measure_pass(event, &ids, &profile_key_type)?,
@@ -694,32 +745,7 @@ impl<'a> Planner<'a> {
         }
         let key = col(Column::from_name(table.key.as_str())).alias("__key");
         let raw = time.is_raw().then_some(time_name.as_str());
-        let mut scan =
-            self.normalized_scan_keeping(table, &columns, Some(profile_key_type), raw)?;
-        let tie_breaks: BTreeSet<&String> = ids
-            .iter()
-            .map(|&id| &self.program.measures[id])
-            .filter(|m| matches!(m.aggregate, Aggregate::First | Aggregate::Last))
-            .filter_map(|m| m.column.as_ref())
-            .filter(|column| **column != time_name)
-            .collect();
-        if !tie_breaks.is_empty() {
-            // DataFusion's first_value drops an ORDER BY expression equal to its argument
-            // (and then fails), so ties are broken on a copy of the column.
-            let mut projection: Vec<Expr> = columns
-                .iter()
-                .map(|c| col(Column::from_name(c.as_str())))
-                .collect();
-            if time.is_raw() {
-                projection.push(col(RAW_TIME));
-            }
-            projection.extend(
-                tie_breaks
-                    .iter()
-                    .map(|c| col(Column::from_name(c.as_str())).alias(tie_break_column(c))),
-            );
-            scan = scan.project(projection)?;
-        }
+        let scan = self.normalized_scan_keeping(table, &columns, Some(profile_key_type), raw)?;
         scan.filter(scan_filter)?
             .aggregate(vec![key], aggregates)?
             .alias(measure_alias(event))?
@@ -989,7 +1015,6 @@ impl<'a> Planner<'a> {
         let condition = conditions.into_iter().reduce(Expr::and);
         let column_name = measure.column.clone().unwrap_or_default();
         let value = || col(Column::from_name(column_name.as_str()));
-        let tie_break = || col(Column::from_name(tie_break_column(&column_name)));
         // Engines without `FILTER` (MySQL, BigQuery) take a value only where the condition
         // holds: `count(CASE WHEN c THEN 1 END)`, `sum(CASE WHEN c THEN x END)`.
         let in_case = if self.portable {
@@ -1020,28 +1045,11 @@ impl<'a> Planner<'a> {
             // The earliest (latest) time is the smallest (largest) one.
             Aggregate::First if column_name == time.name => min(only_matching(value())?),
             Aggregate::Last if column_name == time.name => max(only_matching(value())?),
-            Aggregate::First | Aggregate::Last => {
-                // The value at the earliest (latest) event; ties on time go to the smallest
-                // (largest) value. DataFusion's first_value gives wrong results with FILTER,
-                // so matching events are sorted first instead, and a value is taken only
-                // from a matching event. "Matches" is a CASE, not `IS TRUE`: DataFusion 55
-                // derives the nullability of `IS TRUE` differently in the logical and the
-                // physical plan when the time column is nullable, and rejects the plan.
-                let ascending = measure.aggregate == Aggregate::First;
-                let mut order = Vec::new();
-                let value = match &condition {
-                    Some(condition) => {
-                        let matches = when(condition.clone(), lit(true)).otherwise(lit(false))?;
-                        order.push(matches.clone().sort(false, false));
-                        when(matches, value()).end()?
-                    }
-                    None => value(),
-                };
-                // The stored time column orders events as the normalized one does.
-                order.push(time.column.clone().sort(ascending, false));
-                order.push(tie_break().sort(ascending, false));
-                return Ok(first_value(value, order));
-            }
+            // The value at the earliest (latest) matching event, ties to the smallest
+            // (largest) value; only in plans with no edge passes (see `has_edge_pass`). The
+            // stored time column orders events as the normalized one does.
+            Aggregate::First => edge::edge_value(edge::Edge::First, value(), time.column.clone()),
+            Aggregate::Last => edge::edge_value(edge::Edge::Last, value(), time.column.clone()),
         };
         match condition {
             Some(condition) if in_case.is_none() => aggregate.filter(condition).build(),
@@ -1221,15 +1229,11 @@ fn needs_cast(source: &DataType, language: &Type) -> bool {
     }
 }
 
-fn tie_break_column(column: &str) -> String {
-    format!("__order_{column}")
-}
-
 /// The relation holding a measure's column: the grouped pass of its event table, or, for
-/// an aggregate over distinct values and for `first` and `last` of a value other than a
-/// time (see [`has_edge_pass`]), a pass of its own.
-pub fn measure_relation(id: usize, measure: &Measure, portable: bool) -> String {
-    if measure.aggregate.groups_values() || has_edge_pass(measure, portable) {
+/// an aggregate over distinct values and for `first` and `last` in edge passes (see
+/// [`has_edge_pass`]), a pass of its own.
+pub fn measure_relation(id: usize, measure: &Measure, edge_passes: EdgePasses) -> String {
+    if measure.aggregate.groups_values() || has_edge_pass(measure, edge_passes) {
         format!("__m_{}_{id}", measure.event)
     } else {
         measure_alias(&measure.event)
@@ -1239,14 +1243,14 @@ pub fn measure_relation(id: usize, measure: &Measure, portable: bool) -> String 
 /// Whether `first` or `last` is computed in an edge pass of its own (the earliest or
 /// latest time per key, then the value at it) rather than in the grouped pass.
 ///
-/// SQL engines other than DataFusion have no ordered `first_value` aggregate. DataFusion
-/// has one, but it keeps each group's ordering as a row of boxed values, which for a
-/// million customers cost more than a second per measure and half the time of all 50
-/// benchmark segments together; the edge pass is two plain aggregates and a join. A time
-/// (`first(purchased.ts)`) stays in the grouped pass: it is its table's `min` or `max`.
-pub fn has_edge_pass(measure: &Measure, portable: bool) -> bool {
+/// SQL engines other than DataFusion, and Ballista's executors, have no aggregate that
+/// takes the value at the earliest event; DataFusion's ordered `first_value` keeps each
+/// group's ordering as a row of boxed values (more than a second per measure over a
+/// million customers). In this process SegQL's own aggregate ([`edge`]) takes it in the
+/// grouped pass; elsewhere an edge pass computes it from two plain aggregates and a join.
+pub fn has_edge_pass(measure: &Measure, edge_passes: EdgePasses) -> bool {
     matches!(measure.aggregate, Aggregate::First | Aggregate::Last)
-        && (portable || measure.ty != Type::Timestamp)
+        && edge_passes == EdgePasses::Each
 }
 
 pub fn measure_alias(event: &str) -> String {
