@@ -11,7 +11,7 @@ use datafusion::functions_nested::expr_fn::{array_has, array_has_all, array_has_
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator, binary_expr, cast, lit, when};
 use datafusion::prelude::{coalesce, col};
 
-use super::{EdgePasses, PROFILES_ALIAS, measure_column, measure_relation, sequence_relation};
+use super::{PROFILES_ALIAS, measure_column, measure_relation, sequence_relation};
 use crate::check::ir::*;
 use crate::syntax::ast::PERCENT_SCALE;
 
@@ -30,8 +30,9 @@ pub fn timestamp_literal(ns: i64) -> Expr {
 #[derive(Clone, Copy)]
 enum Scope<'p> {
     /// Profile level: columns of `__p`, measures of the joined measure tables (with
-    /// `first` and `last` in edge passes of their own unless SegQL's own aggregates run).
-    Profile(&'p Program, EdgePasses),
+    /// `first` and `last` in edge passes of their own unless the plan may use SegQL's own
+    /// aggregates).
+    Profile(&'p Program, bool),
     /// Inside one event table's grouped pass: unqualified event columns.
     Event,
 }
@@ -41,10 +42,15 @@ pub fn lower_profile(
     expr: &TypedExpr,
     as_of: i64,
     program: &Program,
-    edge_passes: EdgePasses,
+    own_aggregates: bool,
     portable: bool,
 ) -> Result<Expr> {
-    lower(expr, as_of, Scope::Profile(program, edge_passes), portable)
+    lower(
+        expr,
+        as_of,
+        Scope::Profile(program, own_aggregates),
+        portable,
+    )
 }
 
 /// Lowers an event filter; `portable` for plans that become SQL text.
@@ -172,14 +178,14 @@ fn lower(expr: &TypedExpr, as_of: i64, scope: Scope<'_>, portable: bool) -> Resu
         }
         IrExpr::EventColumn(name) => Expr::Column(Column::from_name(name.as_str())),
         IrExpr::Measure(id) => {
-            let Scope::Profile(program, edge_passes) = scope else {
+            let Scope::Profile(program, own_aggregates) = scope else {
                 return Err(datafusion::error::DataFusionError::Internal(
                     "a measure inside an event filter".into(),
                 ));
             };
             let measure = &program.measures[*id];
             let column = Expr::Column(Column::new(
-                Some(measure_relation(*id, measure, edge_passes)),
+                Some(measure_relation(*id, measure, own_aggregates)),
                 measure_column(*id),
             ));
             match measure.aggregate {

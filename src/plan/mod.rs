@@ -11,6 +11,7 @@
 //! ```
 
 mod absence;
+mod count_true;
 mod edge;
 mod expr;
 mod sequence;
@@ -55,17 +56,25 @@ pub const SEGMENT_COLUMN: &str = "segment";
 
 /// Registers SegQL's own aggregate functions in `ctx`.
 pub fn register_own_functions(ctx: &SessionContext) {
-    for edge in [edge::Edge::First, edge::Edge::Last] {
-        ctx.register_udaf(edge::edge_udaf(edge).as_ref().clone());
+    for function in own_functions() {
+        ctx.register_udaf(function.as_ref().clone());
     }
+}
+
+fn own_functions() -> [Arc<AggregateUDF>; 3] {
+    [
+        edge::edge_udaf(edge::Edge::First),
+        edge::edge_udaf(edge::Edge::Last),
+        count_true::count_true_udaf(),
+    ]
 }
 
 /// Whether `ctx` has SegQL's own aggregate functions, so plans may use them.
 pub fn has_own_functions(ctx: &SessionContext) -> bool {
     use datafusion::execution::FunctionRegistry;
-    [edge::Edge::First, edge::Edge::Last]
+    own_functions()
         .iter()
-        .all(|&edge| ctx.udaf(edge::edge_udaf(edge).name()).is_ok())
+        .all(|function| ctx.udaf(function.name()).is_ok())
 }
 
 /// The tables a plan reads, by catalog name.
@@ -147,20 +156,10 @@ pub struct Planner<'a> {
     as_of: i64,
     /// Plans for SQL text (`crate::sql`) rather than for DataFusion to run.
     portable: bool,
-    /// Where `first` and `last` are computed.
-    edge_passes: EdgePasses,
-}
-
-/// Where `first` and `last` of a value are computed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EdgePasses {
-    /// In the grouped pass of their event table: of the time column as `min`/`max`, of
-    /// any other column with SegQL's own aggregate ([`edge`]). Plans run in this process.
-    None,
-    /// Each in an edge pass of its own, from DataFusion built-ins (see
-    /// [`Planner::edge_pass`]): plans for other engines and for Ballista, whose executors
-    /// know only the built-in functions.
-    Each,
+    /// Plans may use SegQL's own aggregate functions ([`edge`], [`count_true`]), which
+    /// only DataFusion in this process has. Without them, `first` and `last` have edge
+    /// passes of their own, built from DataFusion's built-ins (see [`has_edge_pass`]).
+    own_aggregates: bool,
 }
 
 impl<'a> Planner<'a> {
@@ -176,7 +175,7 @@ impl<'a> Planner<'a> {
             tables,
             as_of,
             portable: false,
-            edge_passes: EdgePasses::Each,
+            own_aggregates: false,
         }
     }
 
@@ -184,11 +183,7 @@ impl<'a> Planner<'a> {
     /// process has: `first` and `last` then join the grouped pass of their event table.
     pub fn with_own_aggregates(self, own: bool) -> Planner<'a> {
         Planner {
-            edge_passes: if own && !self.portable {
-                EdgePasses::None
-            } else {
-                EdgePasses::Each
-            },
+            own_aggregates: own && !self.portable,
             ..self
         }
     }
@@ -199,7 +194,7 @@ impl<'a> Planner<'a> {
     pub fn portable(self) -> Planner<'a> {
         Planner {
             portable: true,
-            edge_passes: EdgePasses::Each,
+            own_aggregates: false,
             ..self
         }
     }
@@ -273,11 +268,16 @@ impl<'a> Planner<'a> {
         let mut aggregates = vec![count(lit(1)).alias("__profiles")];
         let mut fields = vec![Field::new("__profiles", DataType::Int64, false)];
         for segment in segments {
-            // `count(CASE WHEN c THEN 1 END)`, not `count(*) FILTER (WHERE c)`: DataFusion
-            // applies each FILTER by copying the whole input batch, which with 50 segments
-            // over 1M profiles took 85 s instead of 1.
-            let member = when(self.lower(&segment.condition)?, lit(1i64)).end()?;
-            aggregates.push(count(member).alias(segment.name.as_str()));
+            let condition = self.lower(&segment.condition)?;
+            // Built-ins: `count(CASE WHEN c THEN 1 END)`, not `count(*) FILTER (WHERE c)`:
+            // DataFusion applies each FILTER by copying the whole input batch, which with
+            // 50 segments over 1M profiles took 85 s instead of 1.
+            let members = if self.own_aggregates {
+                count_true::count_true(condition)
+            } else {
+                count(when(condition, lit(1i64)).end()?)
+            };
+            aggregates.push(members.alias(segment.name.as_str()));
             fields.push(Field::new(segment.name.as_str(), DataType::Int64, false));
         }
         // The schema is known (counts are non-null integers). Deriving it, DataFusion
@@ -406,7 +406,7 @@ impl<'a> Planner<'a> {
                 expr,
                 self.as_of,
                 self.program,
-                self.edge_passes,
+                self.own_aggregates,
                 self.portable,
             )
         })
@@ -450,7 +450,7 @@ impl<'a> Planner<'a> {
         for id in measures {
             let measure = &self.program.measures[id];
             relations
-                .entry(measure_relation(id, measure, self.edge_passes))
+                .entry(measure_relation(id, measure, self.own_aggregates))
                 .or_insert_with(|| (measure.event.as_str(), Vec::new()))
                 .1
                 .push(id);
@@ -468,12 +468,17 @@ impl<'a> Planner<'a> {
             let scan = self.normalized_scan(profiles, &profile_columns, None)?;
             (scan.alias(PROFILES_ALIAS)?, PROFILES_ALIAS)
         };
+        // A hash join copies every column of its inputs into its output, so the measure
+        // columns joined first travel through every later join: the relations with the
+        // fewest columns join first.
+        let mut relations: Vec<(String, (&str, Vec<usize>))> = relations.into_iter().collect();
+        relations.sort_by_key(|(_, (_, ids))| ids.len());
         for (alias, (event, ids)) in relations {
             let measures_plan = match ids.as_slice() {
                 [id] if self.program.measures[*id].aggregate.groups_values() => {
                     self.value_pass(*id, &alias, &profile_key_type)?
                 }
-                [id] if has_edge_pass(&self.program.measures[*id], self.edge_passes) => {
+                [id] if has_edge_pass(&self.program.measures[*id], self.own_aggregates) => {
                     self.edge_pass(*id, &alias, &profile_key_type)?
                 }
                 _ => self.measure_pass(event, &ids, &profile_key_type)?,
@@ -1232,8 +1237,8 @@ fn needs_cast(source: &DataType, language: &Type) -> bool {
 /// The relation holding a measure's column: the grouped pass of its event table, or, for
 /// an aggregate over distinct values and for `first` and `last` in edge passes (see
 /// [`has_edge_pass`]), a pass of its own.
-pub fn measure_relation(id: usize, measure: &Measure, edge_passes: EdgePasses) -> String {
-    if measure.aggregate.groups_values() || has_edge_pass(measure, edge_passes) {
+pub fn measure_relation(id: usize, measure: &Measure, own_aggregates: bool) -> String {
+    if measure.aggregate.groups_values() || has_edge_pass(measure, own_aggregates) {
         format!("__m_{}_{id}", measure.event)
     } else {
         measure_alias(&measure.event)
@@ -1248,9 +1253,8 @@ pub fn measure_relation(id: usize, measure: &Measure, edge_passes: EdgePasses) -
 /// group's ordering as a row of boxed values (more than a second per measure over a
 /// million customers). In this process SegQL's own aggregate ([`edge`]) takes it in the
 /// grouped pass; elsewhere an edge pass computes it from two plain aggregates and a join.
-pub fn has_edge_pass(measure: &Measure, edge_passes: EdgePasses) -> bool {
-    matches!(measure.aggregate, Aggregate::First | Aggregate::Last)
-        && edge_passes == EdgePasses::Each
+pub fn has_edge_pass(measure: &Measure, own_aggregates: bool) -> bool {
+    matches!(measure.aggregate, Aggregate::First | Aggregate::Last) && !own_aggregates
 }
 
 pub fn measure_alias(event: &str) -> String {
