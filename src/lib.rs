@@ -164,7 +164,9 @@ impl Session {
         Session::with_context(catalog, new_context(), SourceMap::new(), false).await
     }
 
-    /// A session registering the catalog's tables in the caller's context.
+    /// A session registering the catalog's tables in the caller's context. Plans use
+    /// SegQL's own aggregate functions when `ctx` has them ([`register_functions`]), and
+    /// only DataFusion's built-ins otherwise (as a Ballista cluster needs).
     ///
     /// `sources` holds texts diagnostics may already point into (the catalog file).
     /// With `require_data`, every table must have readable data.
