@@ -21,6 +21,10 @@ use std::time::Instant;
 
 use segql::live::{DAY, Datum, Event, Membership};
 
+/// The `segql` binary's allocator, jemalloc (see Cargo.toml).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()

@@ -6,6 +6,10 @@ use clap::Parser;
 
 mod cli;
 
+/// jemalloc instead of the system allocator (see Cargo.toml).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let arguments = cli::Cli::parse();
     // The compiler's stages recurse with the input's nesting; a thread with a stack of that
