@@ -7,9 +7,11 @@
 //! the bucket also says which profiles come next ([`Schedule::upcoming`]), so their
 //! state can be read ahead.
 //!
-//! Pushes go to a few buckets at a time (the windows of events arriving in time order
-//! end close together), so the last buckets pushed to are remembered: a push to one of
-//! them skips the sorted map, whose walk cost a cache miss per node.
+//! A push finds its bucket in a direct-mapped index (the bucket number modulo its size,
+//! about 52 days of buckets in 1 MB, which stays in cache) and walks the sorted map only
+//! when another bucket holds that entry of the index: the map's walk cost a cache miss
+//! per node, and pushes go to buckets all over the coming weeks (every customer's own
+//! window ends).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -30,10 +32,10 @@ pub struct Schedule {
     buckets: Vec<Vec<(i64, Slot)>>,
     /// Places in `buckets` no bucket uses.
     free: Vec<usize>,
-    /// The buckets pushed to last, (bucket number, place), `i64::MIN` where none.
-    recent: [(i64, usize); RECENT],
-    /// The entry of `recent` to replace next.
-    evict: usize,
+    /// (bucket number, place) of buckets after the current one at the entry of their
+    /// number modulo [`INDEX_SIZE`] (`i64::MIN` where none): the first bucket given an
+    /// entry keeps it until it is worked through. Allocated at the first push.
+    index: Vec<(i64, usize)>,
     /// The bucket being worked through.
     current: Option<i64>,
     /// Its entries, latest first, so that the next is last.
@@ -42,8 +44,12 @@ pub struct Schedule {
     heap: BinaryHeap<Reverse<(i64, Slot)>>,
 }
 
-/// How many recently used buckets a push checks before the sorted map.
-const RECENT: usize = 16;
+/// The entries of the bucket index: 2^16 buckets, about 52 days.
+const INDEX_SIZE: usize = 1 << 16;
+
+fn index_entry(bucket: i64) -> usize {
+    (bucket as u64 as usize) & (INDEX_SIZE - 1)
+}
 
 impl Default for Schedule {
     fn default() -> Schedule {
@@ -51,8 +57,7 @@ impl Default for Schedule {
             later: BTreeMap::new(),
             buckets: Vec::new(),
             free: Vec::new(),
-            recent: [(i64::MIN, 0); RECENT],
-            evict: 0,
+            index: Vec::new(),
             current: None,
             sorted: Vec::new(),
             heap: BinaryHeap::new(),
@@ -69,9 +74,13 @@ impl Schedule {
             self.heap.push(Reverse((at, slot)));
             return;
         }
-        let place = match self.recent.iter().find(|(number, _)| *number == b) {
-            Some(&(_, place)) => place,
-            None => {
+        if self.index.is_empty() {
+            self.index = vec![(i64::MIN, 0); INDEX_SIZE];
+        }
+        let entry = index_entry(b);
+        let place = match self.index[entry] {
+            (number, place) if number == b => place,
+            (number, _) => {
                 let place = match self.later.get(&b) {
                     Some(&place) => place,
                     None => {
@@ -83,8 +92,9 @@ impl Schedule {
                         place
                     }
                 };
-                self.recent[self.evict] = (b, place);
-                self.evict = (self.evict + 1) % RECENT;
+                if number == i64::MIN {
+                    self.index[entry] = (b, place);
+                }
                 place
             }
         };
@@ -116,10 +126,8 @@ impl Schedule {
                 return None;
             }
             self.later.remove(&first);
-            for entry in self
-                .recent
-                .iter_mut()
-                .filter(|(number, _)| *number == first)
+            if let Some(entry) = self.index.get_mut(index_entry(first))
+                && entry.0 == first
             {
                 *entry = (i64::MIN, 0);
             }
@@ -156,9 +164,16 @@ mod tests {
         let bucket_width = 1i64 << BUCKET_BITS;
         let mut now = 0;
         for round in 0..200 {
-            // Entries up to 40 buckets ahead, more than the recent buckets remembered.
-            for _ in 0..50 {
-                let at = now + random(40 * bucket_width);
+            // Entries up to 40 buckets ahead, and some three index sizes ahead.
+            for i in 0..50 {
+                // Some entries a multiple of the index's size of buckets ahead, sharing
+                // the index entry of a nearer bucket.
+                let far = if i % 5 == 0 {
+                    (1 + random(3)) * INDEX_SIZE as i64 * bucket_width
+                } else {
+                    0
+                };
+                let at = now + far + random(40 * bucket_width);
                 let slot = random(1_000) as Slot;
                 schedule.push(at, slot);
                 reference.insert((at, slot));
