@@ -26,6 +26,7 @@ fn bucket(at: i64) -> i64 {
 }
 
 /// Entries (time, profile slot), popped in (time, slot) order.
+#[derive(Default)]
 pub struct Schedule {
     /// The buckets after the current one, by bucket number: their place in `buckets`.
     later: BTreeMap<i64, usize>,
@@ -49,20 +50,6 @@ const INDEX_SIZE: usize = 1 << 16;
 
 fn index_entry(bucket: i64) -> usize {
     (bucket as u64 as usize) & (INDEX_SIZE - 1)
-}
-
-impl Default for Schedule {
-    fn default() -> Schedule {
-        Schedule {
-            later: BTreeMap::new(),
-            buckets: Vec::new(),
-            free: Vec::new(),
-            index: Vec::new(),
-            current: None,
-            sorted: Vec::new(),
-            heap: BinaryHeap::new(),
-        }
-    }
 }
 
 impl Schedule {
