@@ -45,12 +45,26 @@ pub enum Edge {
 }
 
 impl Edge {
-    /// Whether an event at `time` replaces the kept edge at `kept`: strictly earlier
-    /// (later); `Equal` for a tie, decided by the values.
-    fn compare(self, time: i64, kept: i64) -> Ordering {
-        match self {
+    /// Whether an event at `time` replaces the kept edge (`kept`, the kept edge's time,
+    /// `None` before any event): an earlier (later) event does; at the same time, the
+    /// values decide, `tie` telling whether the event's value wins (see [`Edge::wins_tie`]).
+    fn replaces(
+        self,
+        time: i64,
+        kept: Option<i64>,
+        tie: impl FnOnce() -> Result<bool>,
+    ) -> Result<bool> {
+        let Some(kept) = kept else {
+            return Ok(true);
+        };
+        let order = match self {
             Edge::First => kept.cmp(&time),
             Edge::Last => time.cmp(&kept),
+        };
+        match order {
+            Ordering::Greater => Ok(true),
+            Ordering::Less => Ok(false),
+            Ordering::Equal => tie(),
         }
     }
 
@@ -159,6 +173,17 @@ impl AggregateUDFImpl for EdgeValue {
     }
 }
 
+/// The two columns of the aggregate's arguments, or of its state: the value and the time.
+fn value_and_time(columns: &[ArrayRef]) -> Result<(&ArrayRef, &ArrayRef)> {
+    match columns {
+        [value, time] => Ok((value, time)),
+        _ => Err(DataFusionError::Internal(format!(
+            "an edge value has a value and a time, not {} columns",
+            columns.len()
+        ))),
+    }
+}
+
 /// A time argument as plain integers of its unit (the order of any timestamp column).
 fn times(time: &ArrayRef) -> Result<ArrayRef> {
     Ok(match time.data_type() {
@@ -225,23 +250,17 @@ impl EdgeGroups {
                 continue;
             }
             let time = times.value(row);
-            let replace = if !self.seen[group] {
-                true
-            } else {
-                match self.edge.compare(time, self.times[group]) {
-                    Ordering::Greater => true,
-                    Ordering::Less => false,
-                    Ordering::Equal => {
-                        let (kept_array, kept_row) = self.at[group];
-                        let kept = ScalarValue::try_from_array(
-                            &self.arrays[kept_array as usize],
-                            kept_row as usize,
-                        )?;
-                        let value = ScalarValue::try_from_array(values, row)?;
-                        self.edge.wins_tie(&value, &kept)
-                    }
-                }
-            };
+            let kept = self.seen[group].then(|| self.times[group]);
+            let replace = self.edge.replaces(time, kept, || {
+                let (kept_array, kept_row) = self.at[group];
+                let kept = ScalarValue::try_from_array(
+                    &self.arrays[kept_array as usize],
+                    kept_row as usize,
+                )?;
+                Ok(self
+                    .edge
+                    .wins_tie(&ScalarValue::try_from_array(values, row)?, &kept))
+            })?;
             if replace {
                 self.seen[group] = true;
                 self.times[group] = time;
@@ -314,11 +333,7 @@ impl GroupsAccumulator for EdgeGroups {
         opt_filter: Option<&BooleanArray>,
         total_num_groups: usize,
     ) -> Result<()> {
-        let [value, time] = values else {
-            return Err(DataFusionError::Internal(
-                "edge value takes two arguments".into(),
-            ));
-        };
+        let (value, time) = value_and_time(values)?;
         self.take(value, time, group_indices, opt_filter, total_num_groups)
     }
 
@@ -342,11 +357,7 @@ impl GroupsAccumulator for EdgeGroups {
         group_indices: &[usize],
         total_num_groups: usize,
     ) -> Result<()> {
-        let [value, time] = values else {
-            return Err(DataFusionError::Internal(
-                "edge state has two columns".into(),
-            ));
-        };
+        let (value, time) = value_and_time(values)?;
         self.take(value, time, group_indices, None, total_num_groups)
     }
 
@@ -355,11 +366,7 @@ impl GroupsAccumulator for EdgeGroups {
         values: &[ArrayRef],
         opt_filter: Option<&BooleanArray>,
     ) -> Result<Vec<ArrayRef>> {
-        let [value, time] = values else {
-            return Err(DataFusionError::Internal(
-                "edge value takes two arguments".into(),
-            ));
-        };
+        let (value, time) = value_and_time(values)?;
         let mut time = times(time)?;
         if let Some(filter) = opt_filter {
             // Rows the filter leaves out (false or null) become states without an event.
@@ -400,17 +407,10 @@ impl EdgeAccumulator {
                 continue;
             }
             let time = times.value(row);
-            let replace = match self.time {
-                None => true,
-                Some(kept) => match self.edge.compare(time, kept) {
-                    Ordering::Greater => true,
-                    Ordering::Less => false,
-                    Ordering::Equal => {
-                        let value = ScalarValue::try_from_array(values, row)?;
-                        self.edge.wins_tie(&value, &self.value)
-                    }
-                },
-            };
+            let replace = self.edge.replaces(time, self.time, || {
+                let value = ScalarValue::try_from_array(values, row)?;
+                Ok(self.edge.wins_tie(&value, &self.value))
+            })?;
             if replace {
                 self.time = Some(time);
                 self.value = ScalarValue::try_from_array(values, row)?;
@@ -422,11 +422,7 @@ impl EdgeAccumulator {
 
 impl Accumulator for EdgeAccumulator {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        let [value, time] = values else {
-            return Err(DataFusionError::Internal(
-                "edge value takes two arguments".into(),
-            ));
-        };
+        let (value, time) = value_and_time(values)?;
         self.take(value, time)
     }
 
@@ -527,6 +523,22 @@ mod tests {
             let rest = merged.evaluate(EmitTo::All).expect("values");
             assert_eq!(texts(&first_two), texts(&whole.slice(0, 2)), "{edge:?}");
             assert_eq!(texts(&rest), texts(&whole.slice(2, 2)), "{edge:?}");
+        }
+    }
+
+    #[test]
+    fn without_groups_the_same_edges_are_taken() {
+        for (edge, expected) in [(Edge::First, Some("a")), (Edge::Last, None)] {
+            let mut accumulator = EdgeAccumulator {
+                edge,
+                time: None,
+                value: ScalarValue::Utf8(None),
+            };
+            let values = strings(&[Some("b"), Some("a"), None]);
+            let times = ints(&[Some(1), Some(1), Some(9)]);
+            accumulator.update_batch(&[values, times]).expect("update");
+            let expected = ScalarValue::Utf8(expected.map(String::from));
+            assert_eq!(accumulator.evaluate().expect("value"), expected, "{edge:?}");
         }
     }
 
