@@ -222,8 +222,8 @@ impl Profile {
 enum Affected {
     /// The profile row changed, or the profile is evaluated for the first time.
     All,
-    /// An event changed the state of the measures in [`Scratch::changed`]: the segments
-    /// that read one of them.
+    /// An event may have changed the values of the measures in [`Scratch::changed`], or
+    /// brought their next change earlier: the segments that read one of them.
     Measures,
     /// The clock reached the profile's scheduled time: the segments whose horizon passed.
     Due,
@@ -238,7 +238,8 @@ struct Scratch {
     /// The evaluation that computed each measure's entry.
     computed: Vec<u32>,
     evaluation: u32,
-    /// The measures the event at hand changed.
+    /// The measures whose value the event at hand may have changed (see
+    /// [`MeasureState::add`]).
     changed: Vec<usize>,
     /// The segments an evaluation recomputes, and which of them are listed.
     chosen: Vec<usize>,

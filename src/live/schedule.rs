@@ -1,6 +1,6 @@
 //! The schedule of time-driven evaluations: which profile to evaluate when.
 //!
-//! A calendar queue. Entries are kept in buckets of about a minute of clock time, in a
+//! A calendar queue. Entries are kept in buckets of about an hour of clock time, in a
 //! sorted map; only the bucket being worked through is sorted. With millions of
 //! entries, a single binary heap would touch a cache line per level at every pop, and a
 //! day's advance pops hundreds of thousands of them; a bucket stays in cache. Sorted,
@@ -8,7 +8,7 @@
 //! state can be read ahead.
 //!
 //! A push finds its bucket in a direct-mapped index (the bucket number modulo its size,
-//! about 52 days of buckets in 1 MB, which stays in cache) and walks the sorted map only
+//! about 208 days of buckets in 64 KB, which stays in cache) and walks the sorted map only
 //! when another bucket holds that entry of the index: the map's walk cost a cache miss
 //! per node, and pushes go to buckets all over the coming weeks (every customer's own
 //! window ends).
@@ -18,8 +18,10 @@ use std::collections::{BTreeMap, BinaryHeap};
 
 use super::Slot;
 
-/// Bucket width: 2^36 ns, about 69 seconds.
-const BUCKET_BITS: u32 = 36;
+/// Bucket width: 2^42 ns, about 73 minutes. Wide enough that the buckets pushes go to
+/// (each customer's window ends, over the coming year) are a few thousand, whose ends stay
+/// in cache; narrow enough that sorting one, when the clock reaches it, takes little.
+const BUCKET_BITS: u32 = 42;
 
 fn bucket(at: i64) -> i64 {
     at >> BUCKET_BITS
@@ -45,8 +47,8 @@ pub struct Schedule {
     heap: BinaryHeap<Reverse<(i64, Slot)>>,
 }
 
-/// The entries of the bucket index: 2^16 buckets, about 52 days.
-const INDEX_SIZE: usize = 1 << 16;
+/// The entries of the bucket index: 2^12 buckets, about 208 days, in 64 KB.
+const INDEX_SIZE: usize = 1 << 12;
 
 fn index_entry(bucket: i64) -> usize {
     (bucket as u64 as usize) & (INDEX_SIZE - 1)
@@ -198,7 +200,7 @@ mod tests {
     #[test]
     fn entries_come_out_in_time_then_key_order_across_buckets() {
         let mut schedule = Schedule::default();
-        let minute = 60_000_000_000;
+        let minute = (1i64 << BUCKET_BITS) / 60; // a bucket is an hour here
         let times = [5 * minute, 3, 90 * minute, 3, 5 * minute + 1, 2 * minute];
         for (i, t) in times.iter().enumerate() {
             schedule.push(*t, 10 - i as Slot);

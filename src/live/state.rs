@@ -190,8 +190,15 @@ impl MeasureState {
     }
 
     /// Adds one event of the event table at position `table` (`row`, at `time`) for a
-    /// profile, at clock `now`, and says whether the state changed. Events a window can
-    /// never count, or the filter rejects, are not kept and change nothing.
+    /// profile, at clock `now`, and says whether the measure's value at `now`, or the next
+    /// time it may change, may have changed. Events a window can never count, or the
+    /// filter rejects, are not kept and change nothing.
+    ///
+    /// An event can change the state and neither of those: another view by a customer who
+    /// viewed this week leaves `viewed within 7d` true, and only moves later the time it
+    /// turns false. The segments that read the measure need no new evaluation then: a
+    /// horizon they keep from before is earlier than the true one, and an evaluation at an
+    /// early horizon finds no change and takes the new one.
     pub fn add(
         &mut self,
         plan: &MeasurePlan,
@@ -225,18 +232,23 @@ impl MeasureState {
         }
         match self {
             MeasureState::Running(running) => {
-                running.add(plan.aggregate, time, measure_value(plan, time, row));
+                running.add(plan.aggregate, time, measure_value(plan, time, row))
             }
             // An event older than the newest changes neither the answer nor when it
             // changes.
-            MeasureState::Newest(newest) if time <= *newest => return false,
-            MeasureState::Newest(newest) => *newest = time,
+            MeasureState::Newest(newest) if time <= *newest => false,
+            MeasureState::Newest(newest) => {
+                let before = *newest != i64::MIN && plan.in_window(*newest, now);
+                *newest = time;
+                // A newer event in the window leaves it later than the one before.
+                time > now || before != plan.in_window(time, now)
+            }
             MeasureState::Windowed(events) => {
                 insert_by_time(events, time, measure_value(plan, time, row));
+                true
             }
-            MeasureState::Rechecked(_) | MeasureState::Sequence(_) => {}
+            MeasureState::Rechecked(_) | MeasureState::Sequence(_) => true,
         }
-        true
     }
 
     /// The measure's value at `now` for a profile, lowering `horizon` to the next time it
@@ -345,42 +357,50 @@ fn insert_by_time<T>(events: &mut VecDeque<(i64, T)>, time: i64, item: T) {
 }
 
 impl Running {
-    fn add(&mut self, aggregate: Aggregate, time: i64, value: Datum) {
+    /// Adds one event's value and says whether the aggregate's value may have changed.
+    fn add(&mut self, aggregate: Aggregate, time: i64, value: Datum) -> bool {
         match self {
             Running::Count(n) => {
-                if aggregate != Aggregate::CountValues || !value.is_null() {
-                    *n += 1;
+                if aggregate == Aggregate::CountValues && value.is_null() {
+                    return false;
                 }
+                *n += 1;
+                // `exists` changes with the first event only.
+                aggregate != Aggregate::Exists || *n == 1
             }
-            Running::Distinct(set) => {
-                if !value.is_null() {
-                    set.insert(value.distinct_key());
-                }
-            }
+            Running::Distinct(set) => !value.is_null() && set.insert(value.distinct_key()),
             Running::Tally(tally) => {
-                if !value.is_null() {
-                    tally.entry(value.distinct_key()).or_insert((value, 0)).1 += 1;
+                if value.is_null() {
+                    return false;
                 }
+                tally.entry(value.distinct_key()).or_insert((value, 0)).1 += 1;
+                true
             }
-            Running::IntSum(sum) => {
-                if let Datum::Int(i) = value {
+            Running::IntSum(sum) => match value {
+                Datum::Int(i) => {
                     *sum = sum.wrapping_add(i);
+                    i != 0
                 }
-            }
-            Running::FloatSum(sum) => {
-                if let Some(x) = value.as_float() {
+                _ => false,
+            },
+            Running::FloatSum(sum) => match value.as_float() {
+                Some(x) => {
                     *sum += x;
+                    x != 0.0 || x.is_nan()
                 }
-            }
-            Running::Avg { sum, count } => {
-                if let Some(x) = value.as_float() {
+                None => false,
+            },
+            Running::Avg { sum, count } => match value.as_float() {
+                Some(x) => {
                     *sum += x;
                     *count += 1;
+                    true
                 }
-            }
+                None => false,
+            },
             Running::Extreme(current) => {
                 if value.is_null() {
-                    return;
+                    return false;
                 }
                 let replace = current.is_null()
                     || match value.compare(current) {
@@ -391,6 +411,7 @@ impl Running {
                 if replace {
                     *current = value;
                 }
+                replace
             }
             Running::Edge(edge) => {
                 let first = aggregate == Aggregate::First;
@@ -405,6 +426,7 @@ impl Running {
                 if replace {
                     *edge = Some((time, value));
                 }
+                replace
             }
         }
     }
@@ -627,5 +649,72 @@ mod tests {
         // At that instant nothing is left, and nothing more can change.
         let (value, horizon) = after_two_events(&plan, 10 * DAY + 1);
         assert_eq!((value, horizon), (Datum::Bool(false), i64::MAX));
+    }
+
+    /// What `add` says of each event in turn (`now` is each event's time), for a measure
+    /// of `aggregate` in `shape` over the event's only column.
+    fn changes(aggregate: Aggregate, shape: Shape, events: &[(i64, Datum)]) -> Vec<bool> {
+        let plan = MeasurePlan {
+            column: Some(0),
+            integer_sum: true,
+            shape,
+            start: (shape != Shape::Running).then_some(TimePoint::FromNow(-7 * DAY)),
+            ..windowed(aggregate)
+        };
+        let mut state = MeasureState::new(&plan);
+        (events.iter())
+            .map(|(day, value)| {
+                state.add(&plan, 0, day * DAY, std::slice::from_ref(value), day * DAY)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_event_reports_a_change_only_when_it_can_change_the_value_or_its_next_change() {
+        let int = |days: &[(i64, i64)]| -> Vec<(i64, Datum)> {
+            days.iter().map(|&(d, v)| (d, Datum::Int(v))).collect()
+        };
+        let (running, newest) = (Shape::Running, Shape::Newest);
+        // Existence: the first event, and in a window, one after the window emptied.
+        let seen = int(&[(1, 0), (3, 0), (20, 0), (22, 0)]);
+        assert_eq!(
+            changes(Aggregate::Exists, running, &seen),
+            [true, false, false, false]
+        );
+        assert_eq!(
+            changes(Aggregate::Exists, newest, &seen),
+            [true, false, true, false]
+        );
+        assert_eq!(changes(Aggregate::Count, running, &seen), [true; 4]);
+        // A value that is no new extreme, seen before, or adds nothing.
+        let values = int(&[(1, 5), (2, 7), (3, 3), (4, 3)]);
+        assert_eq!(
+            changes(Aggregate::Min, running, &values),
+            [true, false, true, false]
+        );
+        assert_eq!(
+            changes(Aggregate::Max, running, &values),
+            [true, true, false, false]
+        );
+        assert_eq!(
+            changes(Aggregate::First, running, &values),
+            [true, false, false, false]
+        );
+        assert_eq!(
+            changes(Aggregate::CountDistinct, running, &values),
+            [true, true, true, false]
+        );
+        let sums = int(&[(1, 0), (2, 4), (3, 0)]);
+        assert_eq!(
+            changes(Aggregate::Sum, running, &sums),
+            [false, true, false]
+        );
+        // A null counts nowhere.
+        let null = [(1, Datum::Null)];
+        assert_eq!(changes(Aggregate::CountValues, running, &null), [false]);
+        assert_eq!(changes(Aggregate::Max, running, &null), [false]);
+        // Every event changes a windowed count.
+        let windowed = changes(Aggregate::Count, Shape::Windowed, &seen);
+        assert_eq!(windowed, [true; 4]);
     }
 }
