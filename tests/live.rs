@@ -2,7 +2,8 @@
 //! through `live::Membership` in time order, and at checkpoints every segment of the
 //! demo, the benchmark and the construct corpus must have exactly the members the
 //! batch plan finds at that `as_of`. The changes the interpreter emitted must add up to
-//! the same members, in time order.
+//! the same members, in time order. A small case checks the instants of time-driven
+//! changes against times worked out by hand.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -298,4 +299,71 @@ async fn events_ingested_in_batches_cause_the_changes_they_cause_one_at_a_time()
     assert_eq!(got_refused, refused);
     assert!(expected.len() > 1000, "only {} changes", expected.len());
     assert!(got == expected, "the batches caused other changes");
+}
+
+/// Time-driven changes come at the instant the deciding event leaves its window, however
+/// later events moved that instant: the expected times are worked out by hand.
+#[tokio::test]
+async fn time_driven_changes_come_at_the_instant_the_deciding_event_leaves_its_window() {
+    use segql::catalog::{Catalog, TableConfig};
+    use segql::check::ir::Type;
+    use segql::live::DAY;
+
+    let catalog = Catalog::new(
+        TableConfig::new("customers", None, "customer_id").with_column("customer_id", Type::Int),
+    )
+    .with_event(
+        TableConfig::new("purchased", None, "customer_id")
+            .with_time("ts")
+            .with_column("customer_id", Type::Int)
+            .with_column("ts", Type::Timestamp)
+            .with_column("amount", Type::Float),
+    );
+    let mut session = Session::without_data(catalog).await.expect("a session");
+    session
+        .add_source(
+            "s.seg",
+            "segment twice = count(purchased) >= 2 within 30d\n\
+             segment spent = sum(purchased.amount) > 10 within 30d\n\
+             segment recent = purchased within 7d\n\
+             segment quiet = not purchased within 90d\n",
+        )
+        .expect("the segments check");
+    let mut live = Membership::new(session.program(), session.schema(), &[]).expect("an engine");
+    let mut changes = live.advance_to(50 * DAY);
+    changes.extend(
+        live.ingest(Event::profile(vec![Datum::Int(7)]))
+            .expect("a profile"),
+    );
+    for (day, amount) in [(100, 6.0), (103, 6.0), (110, 1.0)] {
+        let row = vec![Datum::Int(7), Datum::Ts(day * DAY), Datum::Float(amount)];
+        changes.extend(live.ingest(Event::occurred(0, row)).expect("a purchase"));
+    }
+    changes.extend(live.advance_to(300 * DAY));
+    let got: Vec<(String, bool, i64)> = (changes.iter())
+        .map(|c| (c.segment.to_string(), c.entered, c.at))
+        .collect();
+    let expected = [
+        ("quiet", true, 50 * DAY),
+        ("quiet", false, 100 * DAY),
+        ("recent", true, 100 * DAY),
+        ("spent", true, 103 * DAY),
+        ("twice", true, 103 * DAY),
+        // The purchase of day 110 keeps `recent` past day 107.
+        ("recent", false, 117 * DAY + 1),
+        // Day 100 leaves: 6 + 1 is not over 10, but two purchases are left.
+        ("spent", false, 130 * DAY + 1),
+        ("twice", false, 133 * DAY + 1),
+        ("quiet", true, 200 * DAY + 1),
+    ];
+    let mut got_sorted = got.clone();
+    got_sorted.sort_by(|a, b| (a.2, &a.0, a.1).cmp(&(b.2, &b.0, b.1)));
+    let expected: Vec<(String, bool, i64)> = (expected.iter())
+        .map(|(s, e, at)| (s.to_string(), *e, *at))
+        .collect();
+    assert_eq!(got_sorted, expected);
+    assert!(
+        got.is_sorted_by_key(|c| c.2),
+        "changes in time order: {got:?}"
+    );
 }

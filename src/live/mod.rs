@@ -870,6 +870,10 @@ impl Membership {
                 &scratch.chosen
             }
         };
+        // The earliest horizon of the recomputed standings, and whether one of them was
+        // or is restless.
+        let mut chosen_horizon = i64::MAX;
+        let (mut was_restless, mut is_restless) = (false, false);
         for &at in chosen {
             let segment = &self.segments[at];
             // Only profiles are members: events alone make no member.
@@ -915,7 +919,27 @@ impl Membership {
                     at: now,
                 });
             }
+            chosen_horizon = chosen_horizon.min(standing.horizon);
+            was_restless |= profile.standings[at].restless;
+            is_restless |= standing.restless;
             profile.standings[at] = standing;
+        }
+        if let Affected::Measures = affected {
+            // After an event, the profile is scheduled no later than any standing's
+            // horizon, and later than now (the clock's advance to the event evaluated
+            // whatever was due): only the recomputed standings can bring it earlier, and
+            // the others need not be read. A later horizon leaves the earlier entry, as
+            // below.
+            if chosen_horizon < profile.scheduled {
+                self.schedule.push(chosen_horizon, slot);
+                profile.scheduled = chosen_horizon;
+            }
+            if is_restless {
+                self.restless.insert(slot);
+            } else if was_restless && !profile.standings.iter().any(|s| s.restless) {
+                self.restless.remove(&slot);
+            }
+            return;
         }
         let horizon = profile.standings.iter().map(|s| s.horizon).min();
         let horizon = horizon.unwrap_or(i64::MAX);

@@ -296,6 +296,18 @@ impl MeasureState {
                         events.pop_front();
                     }
                 }
+                let only_start_moves = plan.end.is_none()
+                    && !matches!(plan.aggregate, Aggregate::ActivePeriods(_))
+                    && events.back().is_none_or(|(t, _)| *t <= now);
+                if only_start_moves {
+                    // Every event left is counted, and the oldest leaves first.
+                    if let Some((time, _)) = events.front()
+                        && let Some(change) = plan.window_change(*time, now)
+                    {
+                        *horizon = (*horizon).min(change);
+                    }
+                    return aggregate(plan, events.iter().map(|(t, v)| (*t, v)), now);
+                }
                 for (time, _) in events.iter() {
                     if let Some(change) = plan.window_change(*time, now) {
                         *horizon = (*horizon).min(change);
@@ -351,7 +363,13 @@ fn measure_value(plan: &MeasurePlan, time: i64, row: &[Datum]) -> Datum {
         .unwrap_or(Datum::Null)
 }
 
+/// Keeps `events` in time order; most events come in order and go to the back, which
+/// looks at no other entry's memory.
 fn insert_by_time<T>(events: &mut VecDeque<(i64, T)>, time: i64, item: T) {
+    if events.back().is_none_or(|(t, _)| *t <= time) {
+        events.push_back((time, item));
+        return;
+    }
     let at = events.partition_point(|(t, _)| *t <= time);
     events.insert(at, (time, item));
 }
