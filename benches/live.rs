@@ -27,6 +27,18 @@ use segql::live::{DAY, Datum, Event, Membership};
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// jemalloc's options, as an embedder that runs the engine on a large population would set
+/// them: transparent huge pages for its memory. The engine reads gigabytes of state in no
+/// order, and with 4 KB pages almost every customer's state also missed the address
+/// translation cache (docs/realtime.md, "Huge pages"). `_RJEM_MALLOC_CONF=thp:default`
+/// measures without them.
+#[allow(unsafe_code, non_upper_case_globals)]
+// SAFETY: jemalloc reads this symbol, a C string of its options, when it starts; the name
+// is the one tikv-jemalloc-sys gives jemalloc's `malloc_conf`, and nothing else defines
+// it. A reference to a byte array is a plain pointer, as C's `const char *`.
+#[unsafe(export_name = "_rjem_malloc_conf")]
+static malloc_conf: &[u8; 11] = b"thp:always\0";
+
 fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
