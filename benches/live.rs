@@ -111,7 +111,8 @@ fn main() {
     // (and the process takes fresh memory from the system); in the others, old events
     // leave the windows as new ones come, as in an engine that has been running a while.
     let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut steady = (0.0, 0, Vec::new());
+    // The rounds after the first, together.
+    let (mut steady_seconds, mut steady_changes, mut steady_latencies) = (0.0, 0, Vec::new());
     for round in 0..rounds {
         let from = live.now();
         let step = (30 * DAY) / events as i64;
@@ -137,19 +138,24 @@ fn main() {
                 latencies,
             );
         } else {
-            steady.0 += seconds;
-            steady.1 += changes;
-            steady.2.extend(latencies);
+            steady_seconds += seconds;
+            steady_changes += changes;
+            steady_latencies.extend(latencies);
         }
     }
-    let (seconds, changes, mut latencies) = steady;
-    latencies.sort_unstable();
+    steady_latencies.sort_unstable();
     let title = if rounds == 2 {
         "next 30 days (steady state)".to_string()
     } else {
         format!("next {} × 30 days (steady state)", rounds - 1)
     };
-    report(&title, events * (rounds - 1), seconds, changes, latencies);
+    report(
+        &title,
+        events * (rounds - 1),
+        steady_seconds,
+        steady_changes,
+        steady_latencies,
+    );
     for day in 1..=3 {
         let began = Instant::now();
         let expired = live.advance_to(live.now() + DAY).len();
