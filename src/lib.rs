@@ -58,6 +58,7 @@ pub mod repl;
 pub mod segment_report;
 pub mod sql;
 pub mod syntax;
+pub mod verified;
 
 use std::path::Path;
 
@@ -144,6 +145,8 @@ pub struct Session {
     as_of: i64,
     /// The context runs SegQL's own aggregate functions (see [`register_functions`]).
     own_aggregates: bool,
+    /// Where profile tables whose keys passed the check are remembered, if anywhere.
+    verified_keys: Option<verified::VerifiedKeys>,
 }
 
 impl Session {
@@ -204,7 +207,15 @@ impl Session {
             warnings: Diagnostics::default(),
             as_of,
             own_aggregates,
+            verified_keys: None,
         })
+    }
+
+    /// Remembers in `keys` the profile tables whose keys pass the check (`E0406`), and
+    /// skips the check for a table remembered there that has not changed since (see
+    /// [`verified`]).
+    pub fn remember_verified_keys(&mut self, keys: verified::VerifiedKeys) {
+        self.verified_keys = Some(keys);
     }
 
     /// Sets the evaluation time (nanoseconds since the epoch, UTC).
@@ -619,10 +630,24 @@ impl Session {
     /// streaming pass; any others take one grouped pass over the key column.
     pub async fn check_profile_keys(&self) -> Result<(), Report> {
         let profiles = &self.schema.profiles;
+        let remembered = (self.verified_keys.as_ref()).zip(self.catalog.profiles.source.as_deref());
+        let before = match remembered {
+            Some((keys, source)) if keys.is_verified(source, &profiles.key) => return Ok(()),
+            Some((keys, source)) => keys.identity(source, &profiles.key),
+            None => None,
+        };
+        let passed = || {
+            if let (Some((keys, source)), Some(before)) = (remembered, &before) {
+                // Remembering is only a shortcut: a record that cannot be written costs
+                // the next evaluation a check, nothing else.
+                let _ = keys.record(source, &profiles.key, before);
+            }
+            Ok(())
+        };
         // Profiles stored sorted by key are proven unique in one cheap pass.
         if let Ok(true) = exec::strictly_increasing(&self.ctx, &profiles.name, &profiles.key).await
         {
-            return Ok(());
+            return passed();
         }
         let plan = self
             .planner()
@@ -644,7 +669,7 @@ impl Session {
             }
         }
         if problems.is_empty() {
-            return Ok(());
+            return passed();
         }
         let key = &self.schema.profiles.key;
         let table = &self.schema.profiles.name;
@@ -663,7 +688,7 @@ impl Session {
 }
 
 /// A DataFusion context in this process, configured as SegQL evaluates best (see
-/// [`engine::configure`]).
+/// [`engine::configure_local`]).
 pub fn new_context() -> SessionContext {
     new_context_with_memory_limit(None)
 }
@@ -683,7 +708,7 @@ pub fn new_context_with_memory_limit(bytes: Option<usize>) -> SessionContext {
         // Building the default runtime cannot fail; fall back to it all the same.
         Err(_) => return SessionContext::new(),
     };
-    let config = engine::configure(datafusion::prelude::SessionConfig::new());
+    let config = engine::configure_local(datafusion::prelude::SessionConfig::new());
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     register_functions(&ctx);
     ctx
@@ -695,6 +720,14 @@ pub fn new_context_with_memory_limit(bytes: Option<usize>) -> SessionContext {
 /// DataFusion's built-ins) in passes of their own.
 pub fn register_functions(ctx: &SessionContext) {
     plan::register_own_functions(ctx);
+}
+
+/// FNV-1a: the same for the same bytes in every run and build, unlike the standard
+/// library's hashers.
+pub(crate) fn stable_hash(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// Reads a source file, with a diagnostic for missing or non-UTF-8 files.

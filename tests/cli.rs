@@ -378,6 +378,57 @@ fn duplicate_profile_keys_stop_run_count_and_why() {
 }
 
 #[test]
+fn a_profile_table_is_checked_again_once_it_changes() {
+    use segql::verified::{SETTLED, VerifiedKeys};
+    let directory = tempfile::tempdir().expect("tempdir");
+    let cache = directory.path().join("cache");
+    let records = VerifiedKeys::new(cache.join("verified-keys"));
+    let good = directory.path().join("good.csv");
+    let bad = directory.path().join("bad.csv");
+    std::fs::write(&good, "customer_id,country\n1,DE\n2,AT\n").expect("good");
+    std::fs::write(&bad, "customer_id,country\n1,DE\n2,AT\n2,CH\n").expect("bad");
+    let segments = directory.path().join("s.seg");
+    std::fs::write(&segments, "segment everyone = true\n").expect("segments");
+    let count = |source: &std::path::Path, cache: &std::path::Path| {
+        let catalog = directory.path().join("segql.toml");
+        let text = format!(
+            "[profiles]\nkey = \"customer_id\"\nsource = \"{}\"\n",
+            source.display()
+        );
+        std::fs::write(&catalog, text).expect("catalog");
+        Command::new(env!("CARGO_BIN_EXE_segql"))
+            .args(["count", segments.to_str().expect("path")])
+            .env("SEGQL_CACHE_DIR", cache)
+            .output()
+            .expect("run segql")
+    };
+    // Files written just now are not remembered.
+    assert_eq!(code(&count(&good, &cache)), 0);
+    assert!(!records.is_verified(&good, "customer_id"));
+    std::thread::sleep(SETTLED + std::time::Duration::from_millis(100));
+
+    // A table that passes is remembered.
+    assert_eq!(code(&count(&good, &cache)), 0);
+    assert!(records.is_verified(&good, "customer_id"));
+
+    // A remembered table is not checked: a record for the bad table (which no run of
+    // segql writes) lets it through, and without the records it fails.
+    let identity = records.identity(&bad, "customer_id").expect("settled");
+    records
+        .record(&bad, "customer_id", &identity)
+        .expect("record");
+    assert_eq!(code(&count(&bad, &cache)), 0);
+    let output = count(&bad, std::path::Path::new(""));
+    assert!(stderr(&output).contains("E0406"), "{}", stderr(&output));
+
+    // Once it changes, it is checked again.
+    std::fs::write(&bad, "customer_id,country\n1,DE\n2,AT\n2,CH\n3,FR\n").expect("bad");
+    let output = count(&bad, &cache);
+    assert_eq!(code(&output), 1, "{}", stderr(&output));
+    assert!(stderr(&output).contains("E0406"), "{}", stderr(&output));
+}
+
+#[test]
 fn timeout_and_memory_limit_stop_without_output() {
     let directory = tempfile::tempdir().expect("tempdir");
     let out = directory.path().join("members.csv");

@@ -583,6 +583,9 @@ async fn open_session(
         .await
         .map_err(|d| Report::new(d.into(), &sources))?;
     let mut session = Session::with_context(catalog, ctx, sources, require_data).await?;
+    if let Some(dir) = verified_keys_dir() {
+        session.remember_verified_keys(segql::verified::VerifiedKeys::new(dir));
+    }
     // Parse and check all files together so every error of every file is reported.
     let mut texts = Vec::new();
     let mut diagnostics = Diagnostics::default();
@@ -597,6 +600,18 @@ async fn open_session(
     }
     session.add_sources(&texts)?;
     Ok(session)
+}
+
+/// Where the profile tables whose keys passed the check are remembered:
+/// `$SEGQL_CACHE_DIR/verified-keys`, or the user's cache directory; nowhere when
+/// `SEGQL_CACHE_DIR` is set but empty.
+fn verified_keys_dir() -> Option<PathBuf> {
+    let cache = match std::env::var_os("SEGQL_CACHE_DIR") {
+        Some(dir) if dir.is_empty() => return None,
+        Some(dir) => PathBuf::from(dir),
+        None => dirs::cache_dir()?.join("segql"),
+    };
+    Some(cache.join("verified-keys"))
 }
 
 /// Opens the session for `file`, prints its warnings and applies `--as-of`; on failure,
@@ -696,7 +711,7 @@ async fn compile(
                 Ok(plan) => plan,
                 Err(report) => return printer.report(&report),
             };
-            let state = session.context().state();
+            let state = segql::exec::state_for(session.context(), &plan);
             let shown = match emit {
                 Emit::Plan => Ok(format!("{}\n", plan.display_indent())),
                 Emit::Optimized => state

@@ -728,10 +728,7 @@ impl Membership {
                 table.name, table.width, table.key, table.time, table.measures
             ));
         }
-        // FNV-1a: stable across runs and builds, unlike the standard library's hashers.
-        text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-        })
+        crate::stable_hash(text.as_bytes())
     }
 
     fn layout(&self, table: usize, row: &[Datum]) -> Result<&TableLayout, Rejection> {

@@ -598,7 +598,7 @@ impl Repl {
             Ok(plan) => plan,
             Err(report) => return Output::failed(self.render(&report)),
         };
-        let state = self.session.context().state();
+        let state = crate::exec::state_for(self.session.context(), &plan);
         let mut text = String::from("== measures\n");
         crate::plan::visit(&condition, &mut |e| {
             if let IrExpr::Measure(id) = e.kind {
