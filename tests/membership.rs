@@ -636,6 +636,34 @@ async fn metrics_follow_windows_and_stages_and_segments_do_not() {
         &format!("{} = 0", per_customer("count(*)", "purchased", "true")),
     )
     .await;
+    // Tests of a stage's label: the string on either side, lists, negations.
+    let new = format!(
+        "coalesce({} > {NOW} - INTERVAL '30 days', false)",
+        per_customer("min(e.ts)", "purchased", "true")
+    );
+    let bought_within = |days| {
+        format!(
+            "{} > 0",
+            per_customer("count(*)", "purchased", &since(days))
+        )
+    };
+    let bought = format!("{} > 0", per_customer("count(*)", "purchased", "true"));
+    h.same(r#""prospect" != lifecycle"#, &bought).await;
+    h.same(
+        r#"lifecycle in ["active", "cooling"]"#,
+        &format!("NOT {new} AND {}", bought_within(180)),
+    )
+    .await;
+    h.same(
+        r#"lifecycle not in ["new", "prospect", "unknown"]"#,
+        &format!("NOT {new} AND {bought}"),
+    )
+    .await;
+    h.same(
+        r#"not (lifecycle in ["lapsed"]) and lifecycle != "new""#,
+        &format!("NOT {new} AND ({} OR NOT {bought})", bought_within(180)),
+    )
+    .await;
 }
 
 #[tokio::test]

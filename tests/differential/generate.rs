@@ -68,12 +68,13 @@ pub enum Window {
     Range(i64, i64),
 }
 
-/// One generated file: a metric, a segment and a stage the main segment may refer to.
+/// One generated file: a metric, a segment and a stage the main segment may refer to. The
+/// stage's last arm is generated too, so it is null for the profiles no arm holds for.
 #[derive(Debug, Clone)]
 pub struct Case {
     pub metric: S,
     pub helper: S,
-    pub stage: (S, S),
+    pub stage: (S, S, S),
     pub main: S,
 }
 
@@ -81,11 +82,12 @@ impl Case {
     pub fn source(&self, world: &World) -> String {
         let r = Render { world, event: None };
         format!(
-            "metric m0 = {}\nsegment s0 = {}\nstage st0 {{\n  a = {}\n  b = {}\n  c = true\n}}\nsegment main = {}\n",
+            "metric m0 = {}\nsegment s0 = {}\nstage st0 {{\n  a = {}\n  b = {}\n  c = {}\n}}\nsegment main = {}\n",
             r.render(&self.metric),
             r.render(&self.helper),
             r.render(&self.stage.0),
             r.render(&self.stage.1),
+            r.render(&self.stage.2),
             r.render(&self.main),
         )
     }
@@ -97,7 +99,7 @@ pub fn case() -> impl Strategy<Value = Case> {
     (
         prop_oneof![plain.int.clone(), plain.float.clone()],
         plain.bool.clone(),
-        (plain.bool.clone(), plain.bool),
+        (plain.bool.clone(), plain.bool.clone(), plain.bool),
         with_definitions.bool,
     )
         .prop_map(|(metric, helper, stage, main)| Case {
