@@ -631,16 +631,21 @@ impl Session {
     pub async fn check_profile_keys(&self) -> Result<(), Report> {
         let profiles = &self.schema.profiles;
         let remembered = (self.verified_keys.as_ref()).zip(self.catalog.profiles.source.as_deref());
+        // The key as read: a catalog declaring another type for it reads other values.
+        let key = match profiles.column(&profiles.key) {
+            Some(column) => format!("{} ({:?}, {})", column.name, column.ty, column.source_type),
+            None => profiles.key.clone(),
+        };
         let before = match remembered {
-            Some((keys, source)) if keys.is_verified(source, &profiles.key) => return Ok(()),
-            Some((keys, source)) => keys.identity(source, &profiles.key),
+            Some((keys, source)) if keys.is_verified(source, &key) => return Ok(()),
+            Some((keys, source)) => keys.identity(source, &key),
             None => None,
         };
         let passed = || {
             if let (Some((keys, source)), Some(before)) = (remembered, &before) {
                 // Remembering is only a shortcut: a record that cannot be written costs
                 // the next evaluation a check, nothing else.
-                let _ = keys.record(source, &profiles.key, before);
+                let _ = keys.record(source, &key, before);
             }
             Ok(())
         };
