@@ -632,20 +632,23 @@ impl Session {
         let profiles = &self.schema.profiles;
         let remembered = (self.verified_keys.as_ref()).zip(self.catalog.profiles.source.as_deref());
         // The key as read: a catalog declaring another type for it reads other values.
-        let key = match profiles.column(&profiles.key) {
+        let key_as_read = match profiles.column(&profiles.key) {
             Some(column) => format!("{} ({:?}, {})", column.name, column.ty, column.source_type),
             None => profiles.key.clone(),
         };
-        let before = match remembered {
-            Some((keys, source)) if keys.is_verified(source, &key) => return Ok(()),
-            Some((keys, source)) => keys.identity(source, &key),
-            None => None,
-        };
+        // The source's identity before the check, read once: it finds the record, and a
+        // new record is written only if the source still has it after the check.
+        let before = remembered.and_then(|(keys, source)| keys.identity(source, &key_as_read));
+        if let (Some((keys, source)), Some(before)) = (remembered, &before)
+            && keys.is_recorded(source, &key_as_read, before)
+        {
+            return Ok(());
+        }
         let passed = || {
             if let (Some((keys, source)), Some(before)) = (remembered, &before) {
                 // Remembering is only a shortcut: a record that cannot be written costs
                 // the next evaluation a check, nothing else.
-                let _ = keys.record(source, &key, before);
+                let _ = keys.record(source, &key_as_read, before);
             }
             Ok(())
         };

@@ -35,17 +35,32 @@ impl VerifiedKeys {
     /// Whether the keys in column `key` of the data at `source` passed the check, and
     /// the data has not changed since.
     pub fn is_verified(&self, source: &Path, key: &str) -> bool {
-        let Some(identity) = identity(source, key) else {
-            return false;
-        };
+        (self.identity(source, key))
+            .is_some_and(|identity| self.is_recorded(source, key, &identity))
+    }
+
+    /// Whether a record says the keys of `source` passed the check when its identity was
+    /// `identity` (see [`VerifiedKeys::identity`]).
+    pub fn is_recorded(&self, source: &Path, key: &str, identity: &str) -> bool {
         fs::read_to_string(self.record_path(source, key)).is_ok_and(|record| record == identity)
     }
 
-    /// The identity of `source` now, to give to [`VerifiedKeys::record`] once its keys
-    /// pass the check; `None` when it cannot be recorded (a file changed in the last
-    /// [`SETTLED`], or one whose times cannot be read).
+    /// The identity of the data at `source` (a file, or a directory of files, at any
+    /// depth) checked on column `key`, one line per file in path order; `None` when it
+    /// cannot be recorded (a file changed in the last [`SETTLED`], or one whose times
+    /// cannot be read).
     pub fn identity(&self, source: &Path, key: &str) -> Option<String> {
-        identity(source, key)
+        let source = fs::canonicalize(source).ok()?;
+        let mut files = Vec::new();
+        collect_files(&source, &mut files).ok()?;
+        files.sort();
+        let settled = SystemTime::now().checked_sub(SETTLED)?;
+        let mut identity = format!("key {key}\n");
+        for file in files {
+            identity.push_str(&file_identity(&file, settled)?);
+            identity.push('\n');
+        }
+        Some(identity)
     }
 
     /// Records that the keys of `source`, whose identity was `before` when the check
@@ -53,7 +68,7 @@ impl VerifiedKeys {
     /// is written to a temporary file and renamed into place, so a reader never sees
     /// half of one.
     pub fn record(&self, source: &Path, key: &str, before: &str) -> io::Result<()> {
-        if identity(source, key).as_deref() != Some(before) {
+        if self.identity(source, key).as_deref() != Some(before) {
             return Ok(());
         }
         fs::create_dir_all(&self.dir)?;
@@ -71,22 +86,6 @@ impl VerifiedKeys {
         self.dir
             .join(format!("{:016x}.keys", crate::stable_hash(name.as_bytes())))
     }
-}
-
-/// The identity of the data at `source` (a file, or a directory of files, at any depth)
-/// checked on column `key`: one line per file, in path order.
-fn identity(source: &Path, key: &str) -> Option<String> {
-    let source = fs::canonicalize(source).ok()?;
-    let mut files = Vec::new();
-    collect_files(&source, &mut files).ok()?;
-    files.sort();
-    let settled = SystemTime::now().checked_sub(SETTLED)?;
-    let mut identity = format!("key {key}\n");
-    for file in files {
-        identity.push_str(&file_identity(&file, settled)?);
-        identity.push('\n');
-    }
-    Some(identity)
 }
 
 fn collect_files(path: &Path, files: &mut Vec<PathBuf>) -> io::Result<()> {
