@@ -14,11 +14,12 @@ use datafusion::common::Column;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::dataframe::DataFrame;
 use datafusion::error::DataFusionError;
-use datafusion::execution::SessionState;
+use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 
 use crate::diagnostic::Diagnostic;
+use crate::plan::gather::Gather;
 
 /// Output formats of `segql run`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,17 +39,27 @@ const MANY_JOINS: usize = 4;
 /// (`engine::configure_local`), which made single segments faster; the 50 segments of the
 /// benchmark counted together, in eight joins, took as long that way and kept 60% more
 /// memory (1.0 GB against 0.63 GB at 1M profiles). Cluster contexts always repartition.
+///
+/// A plan with a gather (`plan::gather`, in-process plans of many relations) is planned
+/// with the query planner that knows its operator.
 pub fn state_for(ctx: &SessionContext, plan: &LogicalPlan) -> SessionState {
     let mut state = ctx.state();
-    let mut joins = 0;
+    let (mut joins, mut gathers) = (0, 0);
     let _ = plan.apply(|node| {
-        if matches!(node, LogicalPlan::Join(_)) {
-            joins += 1;
+        match node {
+            LogicalPlan::Join(_) => joins += 1,
+            LogicalPlan::Extension(e) if e.node.as_any().is::<Gather>() => gathers += 1,
+            _ => {}
         }
         Ok(TreeNodeRecursion::Continue)
     });
     if joins >= MANY_JOINS {
         state.config_mut().options_mut().optimizer.repartition_joins = true;
+    }
+    if gathers > 0 {
+        state = SessionStateBuilder::new_from_existing(state)
+            .with_query_planner(crate::plan::gather::query_planner())
+            .build();
     }
     state
 }

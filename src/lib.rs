@@ -600,7 +600,9 @@ impl Session {
             .collect()
     }
 
-    /// Runs a plan in this session's context.
+    /// Runs a plan in this session's context. Plans of many relations in a context with
+    /// SegQL's own functions contain a node of SegQL's own (`plan::gather`); to run one
+    /// elsewhere, plan it in the state [`exec::state_for`] gives.
     pub async fn execute(&self, plan: LogicalPlan) -> Result<Vec<RecordBatch>, Report> {
         exec::collect(&self.ctx, plan)
             .await

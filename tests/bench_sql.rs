@@ -79,6 +79,7 @@ async fn every_benchmark_segment_matches_its_hand_written_sql() {
         .expect("profiles")
         .len();
     let mut failures = Vec::new();
+    let mut expected = std::collections::BTreeMap::new();
     for name in &names {
         let plan = session
             .plan_segments(&[name.as_str()], &[])
@@ -99,6 +100,7 @@ async fn every_benchmark_segment_matches_its_hand_written_sql() {
             theirs.len(),
             "{name}.sql returns a member twice"
         );
+        expected.insert(name.clone(), theirs.clone());
         let ours_set: BTreeSet<&String> = ours.iter().collect();
         if ours_set != theirs_set {
             failures.push(format!(
@@ -116,4 +118,33 @@ async fn every_benchmark_segment_matches_its_hand_written_sql() {
         );
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    // All 50 in one plan, as `segql count` and `segql run` evaluate them: every measure
+    // relation gathered to the profiles in one operator (`plan::gather`).
+    let counts = session.counts(&[]).await.unwrap_or_else(|r| panic!("{r}"));
+    let counted: Vec<(String, usize)> = counts.into_iter().map(|(n, c)| (n, c as usize)).collect();
+    let sizes: Vec<(String, usize)> = expected.iter().map(|(n, m)| (n.clone(), m.len())).collect();
+    let mut counted_sorted = counted.clone();
+    counted_sorted.sort();
+    assert_eq!(counted_sorted, sizes, "all 50 counted together");
+    let all: Vec<&str> = names.iter().map(String::as_str).collect();
+    let plan = session
+        .plan_segments(&all, &[])
+        .unwrap_or_else(|r| panic!("{r}"));
+    let listed = session
+        .execute(plan)
+        .await
+        .unwrap_or_else(|r| panic!("{r}"));
+    let mut together: BTreeSet<(String, String)> = BTreeSet::new();
+    for batch in &listed {
+        for row in 0..batch.num_rows() {
+            let cell = |c: usize| array_value_to_string(batch.column(c), row).expect("format");
+            assert!(together.insert((cell(0), cell(1))), "a member listed twice");
+        }
+    }
+    let reference: BTreeSet<(String, String)> = expected
+        .iter()
+        .flat_map(|(name, keys)| keys.iter().map(move |k| (name.clone(), k.clone())))
+        .collect();
+    assert_eq!(together, reference, "all 50 listed together");
 }

@@ -1,0 +1,570 @@
+//! Gather: the profiles, each with its row of every measure relation, in one operator
+//! instead of a chain of hash joins.
+//!
+//! A count of many segments joins a dozen relations (one per event table's grouped pass,
+//! distinct counts, rankings, sequences) to the profiles, each with at most one row per
+//! profile key. As hash joins, each of them hashes the profile keys again, and copies
+//! into its output every column the joins before it produced. The gather reads each
+//! relation once into memory, indexes it by key (an array addressed by the key itself
+//! when the keys are dense integers, a hash map otherwise), and then, for each batch of
+//! profiles as it streams from the scan, looks each key up in every index and takes the
+//! relations' rows in one step. Every profile is kept exactly once, with nulls where a
+//! relation has no row: a left join of the profiles with each relation.
+//!
+//! Plans use it in this process only ([`super::Planner::with_own_aggregates`]): other
+//! engines and Ballista executors know only DataFusion's own operators. The physical
+//! operator comes from [`query_planner`], which [`crate::exec::state_for`] installs.
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Int64Array, RecordBatch, RecordBatchOptions, UInt32Array,
+    new_empty_array,
+};
+use datafusion::arrow::compute::{cast, concat, take};
+use datafusion::arrow::datatypes::{DataType, Int64Type, Schema, SchemaRef};
+use datafusion::catalog::Session;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{Column, DFSchema, DFSchemaRef, internal_err};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::context::QueryPlanner;
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::{
+    Expr, Extension, LogicalPlan, UserDefinedLogicalNode, UserDefinedLogicalNodeCore,
+};
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::metrics::{
+    BaselineMetrics, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
+};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, ExecutionPlanProperties,
+    InputDistributionRequirements, Partitioning, PlanProperties,
+};
+use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
+use futures::{StreamExt, TryStreamExt};
+use tokio::sync::OnceCell;
+
+/// The logical node: its first input is the profiles, the others the relations, each
+/// joined on its key column (`keys`, one per input) to the profiles' key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Gather {
+    inputs: Vec<LogicalPlan>,
+    keys: Vec<Column>,
+    schema: DFSchemaRef,
+}
+
+/// `profiles` with the columns of every relation in `relations` (each a plan and its key
+/// column), as one plan.
+pub fn gather(
+    profiles: LogicalPlan,
+    profile_key: Column,
+    relations: Vec<(LogicalPlan, Column)>,
+) -> Result<LogicalPlan> {
+    let (mut inputs, mut keys) = (vec![profiles], vec![profile_key]);
+    for (relation, key) in relations {
+        inputs.push(relation);
+        keys.push(key);
+    }
+    Ok(LogicalPlan::Extension(Extension {
+        node: Arc::new(Gather::try_new(inputs, keys)?),
+    }))
+}
+
+impl Gather {
+    fn try_new(inputs: Vec<LogicalPlan>, keys: Vec<Column>) -> Result<Gather> {
+        if inputs.len() != keys.len() || inputs.is_empty() {
+            return internal_err!("a gather needs one key column per input");
+        }
+        for (input, key) in inputs.iter().zip(&keys) {
+            input.schema().index_of_column(key)?;
+        }
+        let mut fields = Vec::new();
+        for (at, input) in inputs.iter().enumerate() {
+            for (qualifier, field) in input.schema().iter() {
+                // A profile without a row in a relation has nulls in its columns.
+                let field = if at == 0 {
+                    Arc::clone(field)
+                } else {
+                    Arc::new(field.as_ref().clone().with_nullable(true))
+                };
+                fields.push((qualifier.cloned(), field));
+            }
+        }
+        let schema = Arc::new(DFSchema::new_with_metadata(fields, HashMap::new())?);
+        Ok(Gather {
+            inputs,
+            keys,
+            schema,
+        })
+    }
+}
+
+impl PartialOrd for Gather {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        match self.inputs.partial_cmp(&other.inputs) {
+            Some(Ordering::Equal) => self.keys.partial_cmp(&other.keys),
+            order => order,
+        }
+    }
+}
+
+impl UserDefinedLogicalNodeCore for Gather {
+    fn name(&self) -> &str {
+        "Gather"
+    }
+
+    fn inputs(&self) -> Vec<&LogicalPlan> {
+        self.inputs.iter().collect()
+    }
+
+    fn schema(&self) -> &DFSchemaRef {
+        &self.schema
+    }
+
+    fn expressions(&self) -> Vec<Expr> {
+        Vec::new()
+    }
+
+    fn fmt_for_explain(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "Gather: {} with", self.keys[0])?;
+        for key in &self.keys[1..] {
+            write!(f, " {key}")?;
+        }
+        Ok(())
+    }
+
+    fn with_exprs_and_inputs(&self, _exprs: Vec<Expr>, inputs: Vec<LogicalPlan>) -> Result<Self> {
+        Gather::try_new(inputs, self.keys.clone())
+    }
+
+    /// The columns each input must give for `output_columns`: those of its own that are
+    /// asked for, and its key. Unused measure columns are then not computed at all.
+    fn necessary_children_exprs(&self, output_columns: &[usize]) -> Option<Vec<Vec<usize>>> {
+        let mut needed = Vec::with_capacity(self.inputs.len());
+        let mut offset = 0;
+        for (input, key) in self.inputs.iter().zip(&self.keys) {
+            let width = input.schema().fields().len();
+            let mut columns: Vec<usize> = output_columns
+                .iter()
+                .filter(|&&c| c >= offset && c < offset + width)
+                .map(|&c| c - offset)
+                .collect();
+            columns.push(input.schema().index_of_column(key).ok()?);
+            columns.sort_unstable();
+            columns.dedup();
+            needed.push(columns);
+            offset += width;
+        }
+        Some(needed)
+    }
+}
+
+/// DataFusion's query planner with the gather's physical operator.
+pub fn query_planner() -> Arc<dyn QueryPlanner + Send + Sync> {
+    Arc::new(GatherQueryPlanner)
+}
+
+#[derive(Debug)]
+struct GatherQueryPlanner;
+
+#[async_trait::async_trait]
+impl QueryPlanner for GatherQueryPlanner {
+    async fn create_physical_plan(
+        &self,
+        logical_plan: &LogicalPlan,
+        session: &dyn Session,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(GatherPlanner)])
+            .create_physical_plan(logical_plan, session)
+            .await
+    }
+}
+
+struct GatherPlanner;
+
+#[async_trait::async_trait]
+impl ExtensionPlanner for GatherPlanner {
+    async fn plan_extension(
+        &self,
+        _planner: &dyn PhysicalPlanner,
+        node: &dyn UserDefinedLogicalNode,
+        logical_inputs: &[&LogicalPlan],
+        physical_inputs: &[Arc<dyn ExecutionPlan>],
+        _session: &dyn Session,
+        _planning_ctx: &datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext,
+    ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+        let Some(gather) = node.as_any().downcast_ref::<Gather>() else {
+            return Ok(None);
+        };
+        let keys = logical_inputs
+            .iter()
+            .zip(&gather.keys)
+            .map(|(input, key)| input.schema().index_of_column(key))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some(Arc::new(GatherExec::try_new(
+            physical_inputs.to_vec(),
+            keys,
+        )?)))
+    }
+}
+
+/// The physical operator: the profiles' partitions stream through; the relations are
+/// read and indexed once, by whichever partition comes first.
+#[derive(Debug)]
+pub struct GatherExec {
+    children: Vec<Arc<dyn ExecutionPlan>>,
+    /// The key column of each child.
+    keys: Vec<usize>,
+    schema: SchemaRef,
+    properties: Arc<PlanProperties>,
+    relations: Arc<OnceCell<Built>>,
+    metrics: ExecutionPlanMetricsSet,
+}
+
+impl GatherExec {
+    fn try_new(children: Vec<Arc<dyn ExecutionPlan>>, keys: Vec<usize>) -> Result<GatherExec> {
+        if children.len() != keys.len() || children.is_empty() {
+            return internal_err!("a gather needs one key column per input");
+        }
+        let mut fields = Vec::new();
+        for (at, child) in children.iter().enumerate() {
+            for field in child.schema().fields() {
+                fields.push(if at == 0 {
+                    Arc::clone(field)
+                } else {
+                    Arc::new(field.as_ref().clone().with_nullable(true))
+                });
+            }
+        }
+        let schema = Arc::new(Schema::new(fields));
+        let partitions = children[0].output_partitioning().partition_count();
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(Arc::clone(&schema)),
+            Partitioning::UnknownPartitioning(partitions),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        );
+        Ok(GatherExec {
+            children,
+            keys,
+            schema,
+            properties: Arc::new(properties),
+            relations: Arc::new(OnceCell::new()),
+            metrics: ExecutionPlanMetricsSet::new(),
+        })
+    }
+}
+
+impl DisplayAs for GatherExec {
+    fn fmt_as(&self, _format: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "GatherExec: {} relations", self.children.len() - 1)
+    }
+}
+
+impl ExecutionPlan for GatherExec {
+    fn name(&self) -> &str {
+        "GatherExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn input_distribution_requirements(&self) -> InputDistributionRequirements {
+        let mut distributions = vec![Distribution::UnspecifiedDistribution];
+        distributions.resize(self.children.len(), Distribution::SinglePartition);
+        InputDistributionRequirements::new(distributions)
+    }
+
+    fn maintains_input_order(&self) -> Vec<bool> {
+        let mut maintains = vec![true];
+        maintains.resize(self.children.len(), false);
+        maintains
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        self.children.iter().collect()
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        Ok(Arc::new(GatherExec::try_new(children, self.keys.clone())?))
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let profiles = self.children[0].execute(partition, Arc::clone(&context))?;
+        let relations = Arc::clone(&self.relations);
+        let children: Vec<_> = self.children[1..].to_vec();
+        let relation_keys = self.keys[1..].to_vec();
+        let profile_key = self.keys[0];
+        let schema = Arc::clone(&self.schema);
+        let baseline = BaselineMetrics::new(&self.metrics, partition);
+        let build_time = MetricBuilder::new(&self.metrics).subset_time("build_time", partition);
+        let stream = futures::stream::once(async move {
+            // Built once, by the first partition; a failure is every partition's, since a
+            // plan's partitions run only once.
+            let relations = relations
+                .get_or_init(|| async {
+                    let _timer = build_time.timer();
+                    (index_relations(children, relation_keys, context).await).map_err(Arc::new)
+                })
+                .await;
+            let relations = match relations {
+                Ok(relations) => Arc::clone(relations),
+                Err(error) => return Err(DataFusionError::Shared(Arc::clone(error))),
+            };
+            Ok::<_, DataFusionError>(profiles.map(move |batch| {
+                let _timer = baseline.elapsed_compute().timer();
+                let gathered = gather_batch(&schema, &batch?, profile_key, &relations)?;
+                baseline.record_output(gathered.num_rows());
+                Ok(gathered)
+            }))
+        })
+        .try_flatten();
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(&self.schema),
+            stream,
+        )))
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+}
+
+/// The relations, read and indexed, or why they could not be.
+type Built = std::result::Result<Arc<Vec<Indexed>>, Arc<DataFusionError>>;
+
+/// A relation in memory, indexed by key.
+struct Indexed {
+    rows: RecordBatch,
+    index: KeyIndex,
+    /// The memory `rows` and `index` take, counted against the context's limit.
+    _reservation: MemoryReservation,
+}
+
+impl fmt::Debug for Indexed {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "Indexed({} rows)", self.rows.num_rows())
+    }
+}
+
+/// Reads every relation whole and indexes it by its key column, one relation after the
+/// other: run together, the grouped passes behind them kept their hash tables at the same
+/// time (a third more memory for the benchmark's 50 segments) and were no faster.
+async fn index_relations(
+    children: Vec<Arc<dyn ExecutionPlan>>,
+    keys: Vec<usize>,
+    context: Arc<TaskContext>,
+) -> Result<Arc<Vec<Indexed>>> {
+    let mut relations = Vec::with_capacity(children.len());
+    for (child, key) in children.into_iter().zip(keys) {
+        let schema = child.schema();
+        let batches = datafusion::physical_plan::collect(child, Arc::clone(&context)).await?;
+        let rows = concat_by_column(schema, batches)?;
+        let index = KeyIndex::new(&as_int64(rows.column(key))?);
+        let reservation = MemoryConsumer::new("GatherExec").register(context.memory_pool());
+        reservation.try_grow(rows.get_array_memory_size() + index.memory_size())?;
+        relations.push(Indexed {
+            rows,
+            index,
+            _reservation: reservation,
+        });
+    }
+    Ok(Arc::new(relations))
+}
+
+/// `batches` as one batch, built a column at a time so that each column's batches are
+/// freed as soon as it is copied, not after the last.
+fn concat_by_column(schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<RecordBatch> {
+    let rows = batches.iter().map(RecordBatch::num_rows).sum();
+    let mut columns: Vec<Vec<ArrayRef>> =
+        vec![Vec::with_capacity(batches.len()); schema.fields().len()];
+    for batch in batches {
+        for (column, array) in columns.iter_mut().zip(batch.columns()) {
+            column.push(Arc::clone(array));
+        }
+    }
+    let mut concatenated = Vec::with_capacity(columns.len());
+    for (column, field) in columns.iter_mut().zip(schema.fields()) {
+        let arrays = std::mem::take(column);
+        concatenated.push(match arrays.as_slice() {
+            [] => new_empty_array(field.data_type()),
+            [one] => Arc::clone(one),
+            _ => {
+                let parts: Vec<&dyn Array> = arrays.iter().map(AsRef::as_ref).collect();
+                concat(&parts)?
+            }
+        });
+    }
+    let options = RecordBatchOptions::new().with_row_count(Some(rows));
+    Ok(RecordBatch::try_new_with_options(
+        schema,
+        concatenated,
+        &options,
+    )?)
+}
+
+/// One batch of profiles with the rows of every relation for its keys.
+fn gather_batch(
+    schema: &SchemaRef,
+    profiles: &RecordBatch,
+    key: usize,
+    relations: &[Indexed],
+) -> Result<RecordBatch> {
+    let keys = as_int64(profiles.column(key))?;
+    let mut columns: Vec<ArrayRef> = profiles.columns().to_vec();
+    for relation in relations {
+        let rows: UInt32Array = keys
+            .iter()
+            .map(|key| key.and_then(|key| relation.index.get(key)))
+            .collect();
+        for column in relation.rows.columns() {
+            columns.push(take(column.as_ref(), &rows, None)?);
+        }
+    }
+    Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
+}
+
+fn as_int64(array: &ArrayRef) -> Result<Int64Array> {
+    let array = if array.data_type() == &DataType::Int64 {
+        Arc::clone(array)
+    } else {
+        cast(array, &DataType::Int64)?
+    };
+    Ok(array.as_primitive::<Int64Type>().clone())
+}
+
+/// Where each key's row is. A relation's keys are unique; were one repeated, its first
+/// row would count.
+#[derive(Debug)]
+enum KeyIndex {
+    /// Keys that fill most of `low..low + rows.len()`: the row of key `k` is at
+    /// `rows[k - low]` (`u32::MAX`: none).
+    Dense {
+        low: i64,
+        rows: Vec<u32>,
+    },
+    Hashed(HashMap<i64, u32, foldhash::fast::RandomState>),
+}
+
+/// How many slots per key a dense index may have before a hash map is used.
+const DENSE_SLOTS_PER_KEY: u64 = 4;
+
+impl KeyIndex {
+    fn new(keys: &Int64Array) -> KeyIndex {
+        let (low, high) = keys
+            .iter()
+            .flatten()
+            .fold((i64::MAX, i64::MIN), |(low, high), k| {
+                (low.min(k), high.max(k))
+            });
+        // Computed wide: the keys may span more than an `i64` holds.
+        let span =
+            u64::try_from((i128::from(high) - i128::from(low) + 1).max(0)).unwrap_or(u64::MAX);
+        let dense = span <= DENSE_SLOTS_PER_KEY * keys.len() as u64 + 1024
+            && keys.len() < u32::MAX as usize;
+        if dense {
+            let mut rows = vec![u32::MAX; span as usize];
+            for (row, key) in keys.iter().enumerate().rev() {
+                if let Some(key) = key {
+                    rows[(key.abs_diff(low)) as usize] = row as u32;
+                }
+            }
+            return KeyIndex::Dense { low, rows };
+        }
+        let mut rows = HashMap::with_capacity_and_hasher(keys.len(), Default::default());
+        for (row, key) in keys.iter().enumerate() {
+            if let Some(key) = key {
+                rows.entry(key).or_insert(row as u32);
+            }
+        }
+        KeyIndex::Hashed(rows)
+    }
+
+    fn get(&self, key: i64) -> Option<u32> {
+        match self {
+            KeyIndex::Dense { low, rows } => {
+                let at = usize::try_from(key.checked_sub(*low)?).ok()?;
+                rows.get(at).copied().filter(|&row| row != u32::MAX)
+            }
+            KeyIndex::Hashed(rows) => rows.get(&key).copied(),
+        }
+    }
+
+    fn memory_size(&self) -> usize {
+        match self {
+            KeyIndex::Dense { rows, .. } => rows.capacity() * size_of::<u32>(),
+            KeyIndex::Hashed(rows) => rows.capacity() * (size_of::<(i64, u32)>() + 1),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn index(keys: &[Option<i64>]) -> KeyIndex {
+        KeyIndex::new(&Int64Array::from(keys.to_vec()))
+    }
+
+    #[test]
+    fn dense_and_sparse_keys_find_their_rows() {
+        let dense = index(&[Some(12), None, Some(10), Some(11)]);
+        assert!(matches!(dense, KeyIndex::Dense { .. }));
+        let sparse = index(&[Some(i64::MAX), None, Some(i64::MIN), Some(0)]);
+        assert!(matches!(sparse, KeyIndex::Hashed(_)));
+        for index in [dense, sparse] {
+            let found: Vec<_> = [12, 10, 11, i64::MAX, i64::MIN, 0, 13, 9]
+                .iter()
+                .map(|&k| index.get(k))
+                .collect();
+            if matches!(index, KeyIndex::Dense { .. }) {
+                assert_eq!(
+                    found,
+                    [Some(0), Some(2), Some(3), None, None, None, None, None]
+                );
+            } else {
+                assert_eq!(
+                    found,
+                    [None, None, None, Some(0), Some(2), Some(3), None, None]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_repeated_key_keeps_its_first_row() {
+        for keys in [
+            [Some(5), Some(5), Some(6)],
+            [Some(5), Some(5), Some(i64::MAX)],
+        ] {
+            assert_eq!(index(&keys).get(5), Some(0));
+        }
+    }
+
+    #[test]
+    fn no_keys_index_nothing() {
+        assert_eq!(index(&[]).get(0), None);
+        assert_eq!(index(&[None, None]).get(0), None);
+    }
+}
