@@ -43,8 +43,8 @@ use datafusion::physical_plan::metrics::{
 };
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, ExecutionPlanProperties,
-    InputDistributionRequirements, Partitioning, PlanProperties,
+    DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, Partitioning,
+    PlanProperties,
 };
 use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
 use futures::{StreamExt, TryStreamExt};
@@ -276,12 +276,6 @@ impl ExecutionPlan for GatherExec {
         &self.properties
     }
 
-    fn input_distribution_requirements(&self) -> InputDistributionRequirements {
-        let mut distributions = vec![Distribution::UnspecifiedDistribution];
-        distributions.resize(self.children.len(), Distribution::SinglePartition);
-        InputDistributionRequirements::new(distributions)
-    }
-
     fn maintains_input_order(&self) -> Vec<bool> {
         let mut maintains = vec![true];
         maintains.resize(self.children.len(), false);
@@ -368,8 +362,8 @@ impl fmt::Debug for Indexed {
     }
 }
 
-/// Reads every relation whole and indexes it by its key column, one relation after the
-/// other: run together, the grouped passes behind them kept their hash tables at the same
+/// Reads every relation whole (all its partitions) and indexes it by its key column, one
+/// relation after the other: run together, the grouped passes behind them kept their hash tables at the same
 /// time (a third more memory for the benchmark's 50 segments) and were no faster.
 async fn index_relations(
     children: Vec<Arc<dyn ExecutionPlan>>,
