@@ -276,12 +276,6 @@ impl ExecutionPlan for GatherExec {
         &self.properties
     }
 
-    fn maintains_input_order(&self) -> Vec<bool> {
-        let mut maintains = vec![true];
-        maintains.resize(self.children.len(), false);
-        maintains
-    }
-
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
         self.children.iter().collect()
     }
