@@ -3,7 +3,7 @@
 //! members must be identical. The SQL is what a data engineer would write and shares no
 //! code with the compiler; `scripts/bench_segments.py` runs the same SQL in DuckDB too.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use datafusion::arrow::record_batch::RecordBatch;
@@ -79,7 +79,7 @@ async fn every_benchmark_segment_matches_its_hand_written_sql() {
         .expect("profiles")
         .len();
     let mut failures = Vec::new();
-    let mut expected = std::collections::BTreeMap::new();
+    let mut expected = BTreeMap::new();
     for name in &names {
         let plan = session
             .plan_segments(&[name.as_str()], &[])
@@ -122,11 +122,11 @@ async fn every_benchmark_segment_matches_its_hand_written_sql() {
     // All 50 in one plan, as `segql count` and `segql run` evaluate them: every measure
     // relation gathered to the profiles in one operator (`plan::gather`).
     let counts = session.counts(&[]).await.unwrap_or_else(|r| panic!("{r}"));
-    let counted: Vec<(String, usize)> = counts.into_iter().map(|(n, c)| (n, c as usize)).collect();
+    let mut counted: Vec<(String, usize)> =
+        counts.into_iter().map(|(n, c)| (n, c as usize)).collect();
+    counted.sort();
     let sizes: Vec<(String, usize)> = expected.iter().map(|(n, m)| (n.clone(), m.len())).collect();
-    let mut counted_sorted = counted.clone();
-    counted_sorted.sort();
-    assert_eq!(counted_sorted, sizes, "all 50 counted together");
+    assert_eq!(counted, sizes, "all 50 counted together");
     let all: Vec<&str> = names.iter().map(String::as_str).collect();
     let plan = session
         .plan_segments(&all, &[])

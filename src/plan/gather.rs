@@ -25,7 +25,7 @@ use datafusion::arrow::array::{
     new_empty_array,
 };
 use datafusion::arrow::compute::{cast, concat, take};
-use datafusion::arrow::datatypes::{DataType, Int64Type, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, FieldRef, Int64Type, Schema, SchemaRef};
 use datafusion::catalog::Session;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{Column, DFSchema, DFSchemaRef, internal_err};
@@ -87,13 +87,7 @@ impl Gather {
         let mut fields = Vec::new();
         for (at, input) in inputs.iter().enumerate() {
             for (qualifier, field) in input.schema().iter() {
-                // A profile without a row in a relation has nulls in its columns.
-                let field = if at == 0 {
-                    Arc::clone(field)
-                } else {
-                    Arc::new(field.as_ref().clone().with_nullable(true))
-                };
-                fields.push((qualifier.cloned(), field));
+                fields.push((qualifier.cloned(), output_field(at, field)));
             }
         }
         let schema = Arc::new(DFSchema::new_with_metadata(fields, HashMap::new())?);
@@ -102,6 +96,16 @@ impl Gather {
             keys,
             schema,
         })
+    }
+}
+
+/// A field of the input at position `at` as the gather gives it: a profile without a row
+/// in a relation has nulls in the relation's columns.
+fn output_field(at: usize, field: &FieldRef) -> FieldRef {
+    if at == 0 {
+        Arc::clone(field)
+    } else {
+        Arc::new(field.as_ref().clone().with_nullable(true))
     }
 }
 
@@ -235,11 +239,7 @@ impl GatherExec {
         let mut fields = Vec::new();
         for (at, child) in children.iter().enumerate() {
             for field in child.schema().fields() {
-                fields.push(if at == 0 {
-                    Arc::clone(field)
-                } else {
-                    Arc::new(field.as_ref().clone().with_nullable(true))
-                });
+                fields.push(output_field(at, field));
             }
         }
         let schema = Arc::new(Schema::new(fields));
@@ -357,8 +357,9 @@ impl fmt::Debug for Indexed {
 }
 
 /// Reads every relation whole (all its partitions) and indexes it by its key column, one
-/// relation after the other: run together, the grouped passes behind them kept their hash tables at the same
-/// time (a third more memory for the benchmark's 50 segments) and were no faster.
+/// relation after the other: run together, the grouped passes behind them kept their hash
+/// tables at the same time (a third more memory for the benchmark's 50 segments) and were
+/// no faster.
 async fn index_relations(
     children: Vec<Arc<dyn ExecutionPlan>>,
     keys: Vec<usize>,
@@ -475,7 +476,7 @@ impl KeyIndex {
             let mut rows = vec![u32::MAX; span as usize];
             for (row, key) in keys.iter().enumerate().rev() {
                 if let Some(key) = key {
-                    rows[(key.abs_diff(low)) as usize] = row as u32;
+                    rows[key.abs_diff(low) as usize] = row as u32;
                 }
             }
             return KeyIndex::Dense { low, rows };
