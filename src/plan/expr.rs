@@ -26,6 +26,39 @@ pub fn timestamp_literal(ns: i64) -> Expr {
     lit(ScalarValue::TimestampNanosecond(Some(ns), None))
 }
 
+/// A measure's value for a profile without events, which has no row in the measure's
+/// relation: zero for counts and sums, the empty list for `distinct_list`, `None` (null)
+/// for the others. Plans read a measure's column only through this module, which puts
+/// this value in place of null; where an operator fills it in itself (the gather), the
+/// column is not nullable and DataFusion's simplifier removes that step.
+pub fn absent_value(measure: &Measure) -> Result<Option<ScalarValue>> {
+    Ok(match measure.aggregate {
+        Aggregate::Exists
+        | Aggregate::Count
+        | Aggregate::CountValues
+        | Aggregate::CountDistinct
+        | Aggregate::Active(_)
+        | Aggregate::ActivePeriods(_) => Some(ScalarValue::Int64(Some(0))),
+        Aggregate::Sum if measure.ty == Type::Int => Some(ScalarValue::Int64(Some(0))),
+        Aggregate::Sum => Some(ScalarValue::Float64(Some(0.0))),
+        Aggregate::DistinctList => {
+            let Type::List(item) = &measure.ty else {
+                return Err(datafusion::error::DataFusionError::Internal(
+                    "distinct_list is not a list".into(),
+                ));
+            };
+            let empty = ScalarValue::new_list_nullable(&[], &super::arrow_type(item));
+            Some(ScalarValue::List(empty))
+        }
+        Aggregate::Avg
+        | Aggregate::Min
+        | Aggregate::Max
+        | Aggregate::First
+        | Aggregate::Last
+        | Aggregate::Mode => None,
+    })
+}
+
 /// Where column references point.
 #[derive(Clone, Copy)]
 enum Scope<'p> {
@@ -233,27 +266,12 @@ fn lower(expr: &TypedExpr, as_of: i64, scope: Scope<'_>, portable: bool) -> Resu
                 Some(measure_relation(*id, measure, own_aggregates)),
                 measure_column(*id),
             ));
-            match measure.aggregate {
-                // Profiles without events have no row in the measure table: zero, not null.
-                Aggregate::Exists => coalesce(vec![column, lit(0i64)]).gt(lit(0i64)),
-                Aggregate::Count
-                | Aggregate::CountValues
-                | Aggregate::CountDistinct
-                | Aggregate::Active(_)
-                | Aggregate::ActivePeriods(_) => coalesce(vec![column, lit(0i64)]),
-                Aggregate::Sum if measure.ty == Type::Int => coalesce(vec![column, lit(0i64)]),
-                Aggregate::Sum => coalesce(vec![column, lit(0.0f64)]),
-                // No events: the empty list.
-                Aggregate::DistinctList => {
-                    let Type::List(item) = &measure.ty else {
-                        return Err(datafusion::error::DataFusionError::Internal(
-                            "distinct_list is not a list".into(),
-                        ));
-                    };
-                    let empty = ScalarValue::new_list_nullable(&[], &super::arrow_type(item));
-                    coalesce(vec![column, lit(ScalarValue::List(empty))])
+            match (&measure.aggregate, absent_value(measure)?) {
+                (Aggregate::Exists, Some(zero)) => {
+                    coalesce(vec![column, lit(zero.clone())]).gt(lit(zero))
                 }
-                _ => column,
+                (_, Some(absent)) => coalesce(vec![column, lit(absent)]),
+                (_, None) => column,
             }
         }
         IrExpr::List(items) => make_array(items.iter().map(recurse).collect::<Result<Vec<_>>>()?),

@@ -9,7 +9,9 @@
 //! when the keys are dense integers, a hash map otherwise), and then, for each batch of
 //! profiles as it streams from the scan, looks each key up in every index and takes the
 //! relations' rows in one step. Every profile is kept exactly once, with nulls where a
-//! relation has no row: a left join of the profiles with each relation.
+//! relation has no row: a left join of the profiles with each relation. Columns given a
+//! value for absent rows (a count's zero, see [`super::expr::absent_value`]) have that
+//! value instead of null, wherever null, so the plan above need not put it in.
 //!
 //! Plans use it in this process only ([`super::Planner::with_own_aggregates`]): other
 //! engines and Ballista executors know only DataFusion's own operators. The physical
@@ -21,14 +23,17 @@ use std::fmt;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Int64Array, RecordBatch, RecordBatchOptions, UInt32Array,
-    new_empty_array,
+    Array, ArrayRef, ArrowPrimitiveType, AsArray, Int64Array, PrimitiveArray, RecordBatch,
+    RecordBatchOptions, UInt32Array, new_empty_array,
 };
-use datafusion::arrow::compute::{cast, concat, take};
-use datafusion::arrow::datatypes::{DataType, FieldRef, Int64Type, Schema, SchemaRef};
+use datafusion::arrow::compute::kernels::zip::zip;
+use datafusion::arrow::compute::{cast, concat, is_not_null, take};
+use datafusion::arrow::datatypes::{DataType, FieldRef, Float64Type, Int64Type, Schema, SchemaRef};
 use datafusion::catalog::Session;
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::{Column, DFSchema, DFSchemaRef, internal_err};
+use datafusion::common::{
+    Column, DFSchema, DFSchemaRef, ScalarValue, TableReference, internal_err,
+};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::context::QueryPlanner;
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
@@ -56,15 +61,20 @@ use tokio::sync::OnceCell;
 pub struct Gather {
     inputs: Vec<LogicalPlan>,
     keys: Vec<Column>,
+    /// Relation columns with a value in place of null (see [`gather`]).
+    absent: Vec<(Column, ScalarValue)>,
     schema: DFSchemaRef,
 }
 
 /// `profiles` with the columns of every relation in `relations` (each a plan and its key
-/// column), as one plan.
+/// column), as one plan. The columns in `absent` (qualified by their relation) have the
+/// value given with them wherever they would be null, in particular for a profile without
+/// a row in their relation.
 pub fn gather(
     profiles: LogicalPlan,
     profile_key: Column,
     relations: Vec<(LogicalPlan, Column)>,
+    absent: Vec<(Column, ScalarValue)>,
 ) -> Result<LogicalPlan> {
     let (mut inputs, mut keys) = (vec![profiles], vec![profile_key]);
     for (relation, key) in relations {
@@ -72,12 +82,16 @@ pub fn gather(
         keys.push(key);
     }
     Ok(LogicalPlan::Extension(Extension {
-        node: Arc::new(Gather::try_new(inputs, keys)?),
+        node: Arc::new(Gather::try_new(inputs, keys, absent)?),
     }))
 }
 
 impl Gather {
-    fn try_new(inputs: Vec<LogicalPlan>, keys: Vec<Column>) -> Result<Gather> {
+    fn try_new(
+        inputs: Vec<LogicalPlan>,
+        keys: Vec<Column>,
+        absent: Vec<(Column, ScalarValue)>,
+    ) -> Result<Gather> {
         if inputs.len() != keys.len() || inputs.is_empty() {
             return internal_err!("a gather needs one key column per input");
         }
@@ -87,32 +101,67 @@ impl Gather {
         let mut fields = Vec::new();
         for (at, input) in inputs.iter().enumerate() {
             for (qualifier, field) in input.schema().iter() {
-                fields.push((qualifier.cloned(), output_field(at, field)));
+                let filled = absent_value(&absent, qualifier, field).is_some();
+                fields.push((qualifier.cloned(), output_field(at, field, filled)));
             }
         }
         let schema = Arc::new(DFSchema::new_with_metadata(fields, HashMap::new())?);
         Ok(Gather {
             inputs,
             keys,
+            absent,
             schema,
         })
     }
+
+    /// For each column of each relation, in order, its value in place of null, cast to the
+    /// column's type.
+    fn absent_values(&self) -> Result<Vec<Vec<Option<ScalarValue>>>> {
+        self.inputs[1..]
+            .iter()
+            .map(|input| {
+                input
+                    .schema()
+                    .iter()
+                    .map(|(qualifier, field)| {
+                        absent_value(&self.absent, qualifier, field)
+                            .map(|value| value.cast_to(field.data_type()))
+                            .transpose()
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+fn absent_value<'a>(
+    absent: &'a [(Column, ScalarValue)],
+    qualifier: Option<&TableReference>,
+    field: &FieldRef,
+) -> Option<&'a ScalarValue> {
+    absent
+        .iter()
+        .find(|(column, _)| column.relation.as_ref() == qualifier && column.name == *field.name())
+        .map(|(_, value)| value)
 }
 
 /// A field of the input at position `at` as the gather gives it: a profile without a row
-/// in a relation has nulls in the relation's columns.
-fn output_field(at: usize, field: &FieldRef) -> FieldRef {
+/// in a relation has nulls in the relation's columns, unless they are `filled`.
+fn output_field(at: usize, field: &FieldRef, filled: bool) -> FieldRef {
     if at == 0 {
         Arc::clone(field)
     } else {
-        Arc::new(field.as_ref().clone().with_nullable(true))
+        Arc::new(field.as_ref().clone().with_nullable(!filled))
     }
 }
 
 impl PartialOrd for Gather {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         match self.inputs.partial_cmp(&other.inputs) {
-            Some(Ordering::Equal) => self.keys.partial_cmp(&other.keys),
+            Some(Ordering::Equal) => match self.keys.partial_cmp(&other.keys) {
+                Some(Ordering::Equal) => self.absent.partial_cmp(&other.absent),
+                order => order,
+            },
             order => order,
         }
     }
@@ -144,7 +193,7 @@ impl UserDefinedLogicalNodeCore for Gather {
     }
 
     fn with_exprs_and_inputs(&self, _exprs: Vec<Expr>, inputs: Vec<LogicalPlan>) -> Result<Self> {
-        Gather::try_new(inputs, self.keys.clone())
+        Gather::try_new(inputs, self.keys.clone(), self.absent.clone())
     }
 
     /// The columns each input must give for `output_columns`: those of its own that are
@@ -214,6 +263,7 @@ impl ExtensionPlanner for GatherPlanner {
         Ok(Some(Arc::new(GatherExec::try_new(
             physical_inputs.to_vec(),
             keys,
+            gather.absent_values()?,
         )?)))
     }
 }
@@ -225,6 +275,8 @@ pub struct GatherExec {
     children: Vec<Arc<dyn ExecutionPlan>>,
     /// The key column of each child.
     keys: Vec<usize>,
+    /// For each relation's columns, the value in place of null (see [`gather`]).
+    absent: Arc<Vec<Vec<Option<ScalarValue>>>>,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
     relations: Arc<OnceCell<Built>>,
@@ -232,14 +284,25 @@ pub struct GatherExec {
 }
 
 impl GatherExec {
-    fn try_new(children: Vec<Arc<dyn ExecutionPlan>>, keys: Vec<usize>) -> Result<GatherExec> {
-        if children.len() != keys.len() || children.is_empty() {
+    fn try_new(
+        children: Vec<Arc<dyn ExecutionPlan>>,
+        keys: Vec<usize>,
+        absent: Vec<Vec<Option<ScalarValue>>>,
+    ) -> Result<GatherExec> {
+        if children.len() != keys.len() || children.len() != absent.len() + 1 {
             return internal_err!("a gather needs one key column per input");
         }
         let mut fields = Vec::new();
-        for (at, child) in children.iter().enumerate() {
-            for field in child.schema().fields() {
-                fields.push(output_field(at, field));
+        for field in children[0].schema().fields() {
+            fields.push(output_field(0, field, false));
+        }
+        for (child, absent) in children[1..].iter().zip(&absent) {
+            let schema = child.schema();
+            if schema.fields().len() != absent.len() {
+                return internal_err!("a gather's relation has other columns than planned");
+            }
+            for (field, value) in schema.fields().iter().zip(absent) {
+                fields.push(output_field(1, field, value.is_some()));
             }
         }
         let schema = Arc::new(Schema::new(fields));
@@ -253,6 +316,7 @@ impl GatherExec {
         Ok(GatherExec {
             children,
             keys,
+            absent: Arc::new(absent),
             schema,
             properties: Arc::new(properties),
             relations: Arc::new(OnceCell::new()),
@@ -291,7 +355,11 @@ impl ExecutionPlan for GatherExec {
         self: Arc<Self>,
         children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        Ok(Arc::new(GatherExec::try_new(children, self.keys.clone())?))
+        Ok(Arc::new(GatherExec::try_new(
+            children,
+            self.keys.clone(),
+            self.absent.as_ref().clone(),
+        )?))
     }
 
     fn execute(
@@ -305,6 +373,7 @@ impl ExecutionPlan for GatherExec {
         let relation_keys = self.keys[1..].to_vec();
         let profile_key = self.keys[0];
         let schema = Arc::clone(&self.schema);
+        let absent = Arc::clone(&self.absent);
         let baseline = BaselineMetrics::new(&self.metrics, partition);
         let build_time = MetricBuilder::new(&self.metrics).subset_time("build_time", partition);
         let stream = futures::stream::once(async move {
@@ -322,7 +391,7 @@ impl ExecutionPlan for GatherExec {
             };
             Ok::<_, DataFusionError>(profiles.map(move |batch| {
                 let _timer = baseline.elapsed_compute().timer();
-                let gathered = gather_batch(&schema, &batch?, profile_key, &relations)?;
+                let gathered = gather_batch(&schema, &batch?, profile_key, &relations, &absent)?;
                 baseline.record_output(gathered.num_rows());
                 Ok(gathered)
             }))
@@ -419,19 +488,60 @@ fn gather_batch(
     profiles: &RecordBatch,
     key: usize,
     relations: &[Indexed],
+    absent: &[Vec<Option<ScalarValue>>],
 ) -> Result<RecordBatch> {
     let keys = as_int64(profiles.column(key))?;
     let mut columns: Vec<ArrayRef> = profiles.columns().to_vec();
-    for relation in relations {
+    for (relation, absent) in relations.iter().zip(absent) {
         let rows: UInt32Array = keys
             .iter()
             .map(|key| key.and_then(|key| relation.index.get(key)))
             .collect();
-        for column in relation.rows.columns() {
-            columns.push(take(column.as_ref(), &rows, None)?);
+        for (column, absent) in relation.rows.columns().iter().zip(absent) {
+            columns.push(match absent {
+                Some(value) => take_filled(column, &rows, value)?,
+                None => take(column.as_ref(), &rows, None)?,
+            });
         }
     }
     Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
+}
+
+/// The `rows` of `column`, with `value` wherever that is null (no row, or a null in
+/// `column`).
+fn take_filled(column: &ArrayRef, rows: &UInt32Array, value: &ScalarValue) -> Result<ArrayRef> {
+    // Counts and sums without nulls, the usual case, in one pass.
+    if column.null_count() == 0 {
+        match value {
+            ScalarValue::Int64(Some(absent)) if column.data_type() == &DataType::Int64 => {
+                return Ok(take_or(column.as_primitive::<Int64Type>(), rows, *absent));
+            }
+            ScalarValue::Float64(Some(absent)) if column.data_type() == &DataType::Float64 => {
+                return Ok(take_or(column.as_primitive::<Float64Type>(), rows, *absent));
+            }
+            _ => {}
+        }
+    }
+    let taken = take(column.as_ref(), rows, None)?;
+    if taken.null_count() == 0 {
+        return Ok(taken);
+    }
+    let present = is_not_null(&taken)?;
+    Ok(zip(&present, &taken, &value.to_scalar()?)?)
+}
+
+/// The `rows` of `values` (which has no nulls), `absent` where a row is null.
+fn take_or<T: ArrowPrimitiveType>(
+    values: &PrimitiveArray<T>,
+    rows: &UInt32Array,
+    absent: T::Native,
+) -> ArrayRef {
+    let values = values.values();
+    let taken: Vec<T::Native> = rows
+        .iter()
+        .map(|row| row.map_or(absent, |row| values[row as usize]))
+        .collect();
+    Arc::new(PrimitiveArray::<T>::new(taken.into(), None))
 }
 
 fn as_int64(array: &ArrayRef) -> Result<Int64Array> {
@@ -510,6 +620,8 @@ impl KeyIndex {
 
 #[cfg(test)]
 mod tests {
+    use datafusion::arrow::array::{Float64Array, ListArray};
+
     use super::*;
 
     fn index(keys: &[Option<i64>]) -> KeyIndex {
@@ -549,6 +661,41 @@ mod tests {
         ] {
             assert_eq!(index(&keys).get(5), Some(0));
         }
+    }
+
+    #[test]
+    fn absent_rows_and_nulls_take_the_absent_value() {
+        let rows = UInt32Array::from(vec![Some(2), None, Some(0), Some(1)]);
+        let counts: ArrayRef = Arc::new(Int64Array::from(vec![7, 8, 9]));
+        let zero = ScalarValue::Int64(Some(0));
+        let taken = take_filled(&counts, &rows, &zero).expect("counts");
+        assert_eq!(
+            taken.as_ref(),
+            &Int64Array::from(vec![9, 0, 7, 8]) as &dyn Array
+        );
+        assert_eq!(taken.null_count(), 0);
+        // A sum of nulls is null in its relation, and zero after the gather too.
+        let sums: ArrayRef = Arc::new(Float64Array::from(vec![Some(1.5), None, Some(2.5)]));
+        let taken = take_filled(&sums, &rows, &ScalarValue::Float64(Some(0.0))).expect("sums");
+        assert_eq!(
+            taken.as_ref(),
+            &Float64Array::from(vec![2.5, 0.0, 1.5, 0.0]) as &dyn Array
+        );
+        // Other types are filled too: the empty list of `distinct_list`.
+        let lists: ArrayRef = Arc::new(ListArray::from_iter_primitive::<Int64Type, _, _>(vec![
+            Some(vec![Some(1)]),
+            Some(vec![Some(2), Some(3)]),
+            Some(vec![]),
+        ]));
+        let empty = ScalarValue::List(ScalarValue::new_list_nullable(&[], &DataType::Int64));
+        let taken = take_filled(&lists, &rows, &empty).expect("lists");
+        let expected = ListArray::from_iter_primitive::<Int64Type, _, _>(vec![
+            Some(vec![]),
+            Some(vec![]),
+            Some(vec![Some(1)]),
+            Some(vec![Some(2), Some(3)]),
+        ]);
+        assert_eq!(taken.as_ref(), &expected as &dyn Array);
     }
 
     #[test]

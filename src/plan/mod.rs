@@ -469,7 +469,14 @@ impl<'a> Planner<'a> {
         // Each relation with its alias, and whether only profiles with a row in it can
         // satisfy the condition.
         let mut joined: Vec<(String, LogicalPlan, bool)> = Vec::new();
+        // Each measure column's value for profiles without a row in its relation.
+        let mut absent = Vec::new();
         for (alias, (event, ids)) in relations {
+            for &id in &ids {
+                if let Some(value) = expr::absent_value(&self.program.measures[id])? {
+                    absent.push((Column::new(Some(alias.as_str()), measure_column(id)), value));
+                }
+            }
             let measures_plan = match ids.as_slice() {
                 [id] if self.program.measures[*id].aggregate.groups_values() => {
                     self.value_pass(*id, &alias, &profile_key_type)?
@@ -513,6 +520,7 @@ impl<'a> Planner<'a> {
                 scan.alias(PROFILES_ALIAS)?.build()?,
                 profile_key(PROFILES_ALIAS),
                 relations,
+                absent,
             )?;
             return Ok(LogicalPlanBuilder::from(plan));
         }
