@@ -439,6 +439,14 @@ async fn index_relations(
         let schema = child.schema();
         let batches = datafusion::physical_plan::collect(child, Arc::clone(&context)).await?;
         let rows = concat_by_column(schema, batches)?;
+        // Rows are addressed as `u32`, `u32::MAX` meaning none.
+        if rows.num_rows() >= u32::MAX as usize {
+            return Err(DataFusionError::ResourcesExhausted(format!(
+                "a measure relation of {} rows is more than one process gathers; run the \
+                 segments on a cluster (--engine ballista://HOST:PORT)",
+                rows.num_rows()
+            )));
+        }
         let index = KeyIndex::new(&as_int64(rows.column(key))?);
         let reservation = MemoryConsumer::new("GatherExec").register(context.memory_pool());
         reservation.try_grow(rows.get_array_memory_size() + index.memory_size())?;
@@ -570,6 +578,8 @@ enum KeyIndex {
 const DENSE_SLOTS_PER_KEY: u64 = 4;
 
 impl KeyIndex {
+    /// The index of `keys`, which has fewer than `u32::MAX` rows ([`index_relations`]
+    /// checks).
     fn new(keys: &Int64Array) -> KeyIndex {
         let (low, high) = keys
             .iter()
@@ -580,8 +590,7 @@ impl KeyIndex {
         // Computed wide: the keys may span more than an `i64` holds.
         let span =
             u64::try_from((i128::from(high) - i128::from(low) + 1).max(0)).unwrap_or(u64::MAX);
-        let dense = span <= DENSE_SLOTS_PER_KEY * keys.len() as u64 + 1024
-            && keys.len() < u32::MAX as usize;
+        let dense = span <= DENSE_SLOTS_PER_KEY * keys.len() as u64 + 1024;
         if dense {
             let mut rows = vec![u32::MAX; span as usize];
             for (row, key) in keys.iter().enumerate().rev() {
