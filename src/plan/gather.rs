@@ -134,6 +134,8 @@ impl Gather {
     }
 }
 
+/// The value in place of null of the column `field` of the input qualified `qualifier`,
+/// if it has one.
 fn absent_value<'a>(
     absent: &'a [(Column, ScalarValue)],
     qualifier: Option<&TableReference>,
