@@ -98,11 +98,14 @@ impl Gather {
         for (input, key) in inputs.iter().zip(&keys) {
             input.schema().index_of_column(key)?;
         }
-        let mut fields = Vec::new();
-        for (at, input) in inputs.iter().enumerate() {
+        let profiles = inputs[0].schema().iter();
+        let mut fields: Vec<_> = profiles
+            .map(|(qualifier, field)| (qualifier.cloned(), Arc::clone(field)))
+            .collect();
+        for input in &inputs[1..] {
             for (qualifier, field) in input.schema().iter() {
                 let filled = absent_value(&absent, qualifier, field).is_some();
-                fields.push((qualifier.cloned(), output_field(at, field, filled)));
+                fields.push((qualifier.cloned(), relation_field(field, filled)));
             }
         }
         let schema = Arc::new(DFSchema::new_with_metadata(fields, HashMap::new())?);
@@ -147,14 +150,11 @@ fn absent_value<'a>(
         .map(|(_, value)| value)
 }
 
-/// A field of the input at position `at` as the gather gives it: a profile without a row
-/// in a relation has nulls in the relation's columns, unless they are `filled`.
-fn output_field(at: usize, field: &FieldRef, filled: bool) -> FieldRef {
-    if at == 0 {
-        Arc::clone(field)
-    } else {
-        Arc::new(field.as_ref().clone().with_nullable(!filled))
-    }
+/// A field of a relation as the gather gives it: a profile without a row in the relation
+/// has nulls in its columns, unless they are `filled`. The profiles' fields are given as
+/// they are.
+fn relation_field(field: &FieldRef, filled: bool) -> FieldRef {
+    Arc::new(field.as_ref().clone().with_nullable(!filled))
 }
 
 impl PartialOrd for Gather {
@@ -294,17 +294,14 @@ impl GatherExec {
         if children.len() != keys.len() || children.len() != absent.len() + 1 {
             return internal_err!("a gather needs one key column per input");
         }
-        let mut fields = Vec::new();
-        for field in children[0].schema().fields() {
-            fields.push(output_field(0, field, false));
-        }
+        let mut fields = children[0].schema().fields().to_vec();
         for (child, absent) in children[1..].iter().zip(&absent) {
             let schema = child.schema();
             if schema.fields().len() != absent.len() {
                 return internal_err!("a gather's relation has other columns than planned");
             }
             for (field, value) in schema.fields().iter().zip(absent) {
-                fields.push(output_field(1, field, value.is_some()));
+                fields.push(relation_field(field, value.is_some()));
             }
         }
         let schema = Arc::new(Schema::new(fields));
