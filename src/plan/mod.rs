@@ -425,9 +425,9 @@ impl<'a> Planner<'a> {
     /// Otherwise, with many relations, the relations join the profile keys alone, and the
     /// profile columns the expressions read join their result once, at the end, as the
     /// build side (built on the dozens of measure columns, that join alone took longer
-    /// than the others together). A hash join copies every column of its inputs into its output:
-    /// carrying the wide profile columns (strings, lists) through each of a dozen joins
-    /// took a tenth of the time of counting the benchmark's 50 segments.
+    /// than the others together). A hash join copies every column of its inputs into its
+    /// output: carrying the wide profile columns (strings, lists) through each of a dozen
+    /// joins took a tenth of the time of counting the benchmark's 50 segments.
     fn profiles_with_measures(
         &self,
         exprs: &[&TypedExpr],
