@@ -41,7 +41,8 @@ const MANY_JOINS: usize = 4;
 /// memory (1.0 GB against 0.63 GB at 1M profiles). Cluster contexts always repartition.
 ///
 /// A plan with a gather (`plan::gather`, in-process plans of many relations) is planned
-/// with the query planner that knows its operator.
+/// with the query planner that knows its operator, and the gather's relations aggregate
+/// in one phase each.
 pub fn state_for(ctx: &SessionContext, plan: &LogicalPlan) -> SessionState {
     let mut state = ctx.state();
     let (mut joins, mut gathers) = (0, 0);
@@ -59,6 +60,7 @@ pub fn state_for(ctx: &SessionContext, plan: &LogicalPlan) -> SessionState {
     if gathers > 0 {
         state = SessionStateBuilder::new_from_existing(state)
             .with_query_planner(crate::plan::gather::query_planner())
+            .with_physical_optimizer_rule(Arc::new(crate::plan::gather::SinglePhaseRelations))
             .build();
     }
     state
