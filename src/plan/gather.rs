@@ -313,13 +313,8 @@ impl PhysicalOptimizerRule for SinglePhaseRelations {
             for relation in &gather.children[1..] {
                 children.push(single_phase(Arc::clone(relation))?);
             }
-            let gather =
-                GatherExec::try_new(children, gather.keys.clone(), gather.absent.to_vec())?;
-            Ok(Transformed::new(
-                Arc::new(gather) as Arc<dyn ExecutionPlan>,
-                true,
-                TreeNodeRecursion::Jump,
-            ))
+            let gather = Arc::clone(&node).replace_children(children, recompute())?;
+            Ok(Transformed::new(gather, true, TreeNodeRecursion::Jump))
         })
         .data()
     }
@@ -364,13 +359,15 @@ fn single_phase(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> 
     match plan.children().as_slice() {
         [child] if row_by_row => {
             let child = single_phase(Arc::clone(child))?;
-            plan.replace_children(
-                vec![child],
-                ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
-            )
+            plan.replace_children(vec![child], recompute())
         }
         _ => Ok(plan),
     }
+}
+
+/// Children replaced with their properties (partitioning, ordering) derived anew.
+fn recompute() -> ReplaceChildrenOptions {
+    ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute)
 }
 
 /// The physical operator: the profiles' partitions stream through; the relations are
@@ -537,7 +534,7 @@ async fn index_relations(
 ) -> Result<Arc<Vec<Indexed>>> {
     let side_by_side = context.session_config().target_partitions().max(1);
     let mut order: Vec<usize> = (0..children.len()).collect();
-    order.sort_by_key(|&at| std::cmp::Reverse(input_rows(&children[at])));
+    order.sort_by_cached_key(|&at| std::cmp::Reverse(input_rows(&children[at])));
     let mut built: Vec<(usize, Indexed)> = futures::stream::iter(order)
         .map(|at| {
             let (child, key) = (Arc::clone(&children[at]), keys[at]);
