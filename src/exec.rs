@@ -195,6 +195,24 @@ pub fn counts_from_batches(batches: &[RecordBatch]) -> Result<Vec<(String, u64)>
     Ok(counts)
 }
 
+/// Every row of `batches`, its cells as [`format_cell`] writes them joined by commas,
+/// sorted: results of plans compared whatever the order of their rows.
+#[cfg(test)]
+pub fn sorted_rows(batches: &[RecordBatch]) -> Vec<String> {
+    let mut rows: Vec<String> = (batches.iter())
+        .flat_map(|batch| {
+            (0..batch.num_rows()).map(move |row| {
+                (0..batch.num_columns())
+                    .map(|column| format_cell(batch, column, row))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
 /// One cell as text (empty for null), formatted as Arrow displays it.
 pub fn format_cell(batch: &RecordBatch, column: usize, row: usize) -> String {
     let array = batch.column(column);

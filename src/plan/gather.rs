@@ -17,7 +17,9 @@
 //! partitions, and each relation's grouped passes aggregate in one phase over all of
 //! their input ([`SinglePhaseRelations`]): DataFusion would aggregate each partition of the
 //! scan, repartition the groups by key and merge them again, which for a relation of a
-//! million customers hashes and merges every group twice.
+//! million customers hashes and merges every group twice. A pass grouped by an integer key
+//! finds its groups through an array addressed by the key, not a hash table
+//! ([`super::dense_aggregate`]).
 //!
 //! Plans use it in this process only ([`super::Planner::with_own_aggregates`]): other
 //! engines and Ballista executors know only DataFusion's own operators. The physical
@@ -43,6 +45,8 @@ use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, Tr
 use datafusion::common::{
     Column, DFSchema, DFSchemaRef, ScalarValue, TableReference, internal_err,
 };
+use datafusion::datasource::physical_plan::FileScanConfig;
+use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::context::QueryPlanner;
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
@@ -63,7 +67,6 @@ use datafusion::physical_plan::metrics::{
 };
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::repartition::RepartitionExec;
-use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, Partitioning,
@@ -72,6 +75,8 @@ use datafusion::physical_plan::{
 use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
 use futures::{StreamExt, TryStreamExt};
 use tokio::sync::OnceCell;
+
+use super::dense_aggregate::dense_aggregate;
 
 /// The logical node: its first input is the profiles, the others the relations, each
 /// joined on its key column (`keys`, one per input) to the profiles' key.
@@ -353,7 +358,16 @@ fn single_phase(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> 
             input,
             first.input_schema(),
         )?;
-        return Ok(Arc::new(single));
+        return Ok(match dense_aggregate(&single) {
+            Some(dense) => Arc::new(dense),
+            None => Arc::new(single),
+        });
+    }
+    if let Some(single) = plan.downcast_ref::<AggregateExec>()
+        && let Some(dense) = dense_aggregate(single)
+    {
+        let input = single_phase(Arc::clone(single.input()))?;
+        return Arc::new(dense).replace_children(vec![input], recompute());
     }
     let row_by_row = plan.is::<ProjectionExec>() || plan.is::<FilterExec>();
     match plan.children().as_slice() {
@@ -534,7 +548,7 @@ async fn index_relations(
 ) -> Result<Arc<Vec<Indexed>>> {
     let side_by_side = context.session_config().target_partitions().max(1);
     let mut order: Vec<usize> = (0..children.len()).collect();
-    order.sort_by_cached_key(|&at| std::cmp::Reverse(input_rows(&children[at])));
+    order.sort_by_cached_key(|&at| std::cmp::Reverse(input_bytes(&children[at])));
     let mut built: Vec<(usize, Indexed)> = futures::stream::iter(order)
         .map(|at| {
             let (child, key) = (Arc::clone(&children[at]), keys[at]);
@@ -557,16 +571,23 @@ async fn index_relations(
     ))
 }
 
-/// The rows the scans under `plan` read, as their statistics estimate them (0 where
-/// unknown): the order in which [`index_relations`] builds the relations.
-fn input_rows(plan: &Arc<dyn ExecutionPlan>) -> usize {
-    if plan.children().is_empty() {
-        return (StatisticsContext::new().compute(plan.as_ref(), &StatisticsArgs::new()))
-            .ok()
-            .and_then(|statistics| statistics.num_rows.get_value().copied())
-            .unwrap_or(0);
+/// The bytes of the files the scans under `plan` read (0 for other sources): the order
+/// in which [`index_relations`] builds the relations. Tables carry no statistics (see
+/// [`crate::engine::configure`]), so no row counts are known before reading.
+fn input_bytes(plan: &Arc<dyn ExecutionPlan>) -> u64 {
+    let scanned = plan
+        .downcast_ref::<DataSourceExec>()
+        .and_then(|scan| scan.data_source().downcast_ref::<FileScanConfig>());
+    if let Some(scan) = scanned {
+        return (scan.file_groups.iter())
+            .flat_map(|group| group.files())
+            .map(|file| match &file.range {
+                Some(range) => range.end.abs_diff(range.start),
+                None => file.object_meta.size,
+            })
+            .sum();
     }
-    plan.children().into_iter().map(input_rows).sum()
+    plan.children().into_iter().map(input_bytes).sum()
 }
 
 /// One relation read whole and indexed by its key column.
@@ -812,20 +833,7 @@ mod tests {
         let ctx = SessionContext::new_with_config(config);
         ctx.register_table("t", Arc::new(table))
             .expect("the table registered");
-        let sorted = |batches: Vec<RecordBatch>| {
-            let mut rows: Vec<String> = (batches.iter())
-                .flat_map(|b| {
-                    (0..b.num_rows()).map(move |row| {
-                        (0..b.num_columns())
-                            .map(|column| crate::exec::format_cell(b, column, row))
-                            .collect::<Vec<_>>()
-                            .join(",")
-                    })
-                })
-                .collect();
-            rows.sort();
-            rows
-        };
+        let sorted = |batches: Vec<RecordBatch>| crate::exec::sorted_rows(&batches);
         // A plain grouped pass; a distinct count, two grouped passes in a row; passes over a
         // window and over a join of passes, which need their input partitioned by key and
         // must keep it.

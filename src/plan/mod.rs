@@ -12,6 +12,7 @@
 
 mod absence;
 mod count_true;
+mod dense_aggregate;
 mod edge;
 mod expr;
 pub mod gather;
