@@ -58,9 +58,15 @@ pub fn state_for(ctx: &SessionContext, plan: &LogicalPlan) -> SessionState {
         state.config_mut().options_mut().optimizer.repartition_joins = true;
     }
     if gathers > 0 {
+        let unlimited = matches!(
+            ctx.runtime_env().memory_pool.memory_limit(),
+            datafusion::execution::memory_pool::MemoryLimit::Infinite
+        );
         state = SessionStateBuilder::new_from_existing(state)
             .with_query_planner(crate::plan::gather::query_planner())
-            .with_physical_optimizer_rule(Arc::new(crate::plan::gather::SinglePhaseRelations))
+            .with_physical_optimizer_rule(Arc::new(crate::plan::gather::SinglePhaseRelations {
+                by_key: unlimited,
+            }))
             .build();
     }
     state

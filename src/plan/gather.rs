@@ -301,8 +301,14 @@ impl ExtensionPlanner for GatherPlanner {
 /// its relations side by side ([`index_relations`]), so one task per relation keeps both
 /// cores busy without splitting a relation's groups between partitions. Counting the
 /// benchmark's 50 segments, the second phases had merged about 5.7 million partial groups.
+///
+/// With `by_key`, passes grouped by an integer key find their groups through an array
+/// ([`super::dense_aggregate`]). That operator does not spill, so it is only for
+/// evaluations without a memory limit, where DataFusion's would not spill either.
 #[derive(Debug)]
-pub struct SinglePhaseRelations;
+pub struct SinglePhaseRelations {
+    pub by_key: bool,
+}
 
 impl PhysicalOptimizerRule for SinglePhaseRelations {
     fn optimize(
@@ -316,7 +322,7 @@ impl PhysicalOptimizerRule for SinglePhaseRelations {
             };
             let mut children = vec![Arc::clone(&gather.children[0])];
             for relation in &gather.children[1..] {
-                children.push(single_phase(Arc::clone(relation))?);
+                children.push(single_phase(Arc::clone(relation), self.by_key)?);
             }
             let gather = Arc::clone(&node).replace_children(children, recompute())?;
             Ok(Transformed::new(gather, true, TreeNodeRecursion::Jump))
@@ -338,7 +344,7 @@ impl PhysicalOptimizerRule for SinglePhaseRelations {
 /// and those below it through projections, filters and other such aggregations. The
 /// rewrite stops at any other operator: one that requires its input partitioned (a
 /// partitioned hash join, a window) would no longer get it.
-fn single_phase(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
+fn single_phase(plan: Arc<dyn ExecutionPlan>, by_key: bool) -> Result<Arc<dyn ExecutionPlan>> {
     let two_phases = plan
         .downcast_ref::<AggregateExec>()
         .filter(|last| *last.mode() == AggregateMode::FinalPartitioned)
@@ -346,7 +352,7 @@ fn single_phase(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> 
         .and_then(|repartition| repartition.input().downcast_ref::<AggregateExec>())
         .filter(|first| *first.mode() == AggregateMode::Partial);
     if let Some(first) = two_phases {
-        let mut input = single_phase(Arc::clone(first.input()))?;
+        let mut input = single_phase(Arc::clone(first.input()), by_key)?;
         if input.output_partitioning().partition_count() > 1 {
             input = Arc::new(CoalescePartitionsExec::new(input));
         }
@@ -358,21 +364,21 @@ fn single_phase(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> 
             input,
             first.input_schema(),
         )?;
-        return Ok(match dense_aggregate(&single) {
+        return Ok(match dense_aggregate(&single).filter(|_| by_key) {
             Some(dense) => Arc::new(dense),
             None => Arc::new(single),
         });
     }
     if let Some(single) = plan.downcast_ref::<AggregateExec>()
-        && let Some(dense) = dense_aggregate(single)
+        && let Some(dense) = dense_aggregate(single).filter(|_| by_key)
     {
-        let input = single_phase(Arc::clone(single.input()))?;
+        let input = single_phase(Arc::clone(single.input()), by_key)?;
         return Arc::new(dense).replace_children(vec![input], recompute());
     }
     let row_by_row = plan.is::<ProjectionExec>() || plan.is::<FilterExec>();
     match plan.children().as_slice() {
         [child] if row_by_row => {
-            let child = single_phase(Arc::clone(child))?;
+            let child = single_phase(Arc::clone(child), by_key)?;
             plan.replace_children(vec![child], recompute())
         }
         _ => Ok(plan),
@@ -868,7 +874,7 @@ mod tests {
             // rewritten plan keeps those it does not change.
             let frame = ctx.sql(query).await.expect("the query planned");
             let planned = (frame.create_physical_plan().await).expect("a physical plan");
-            let one_phase = single_phase(planned).expect("the rewrite");
+            let one_phase = single_phase(planned, false).expect("the rewrite");
             let after = aggregate_modes(&one_phase);
             if query.contains("JOIN") {
                 // Partitioned by key, the join's output needs no second phase, and the
