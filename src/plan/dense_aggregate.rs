@@ -15,7 +15,7 @@
 //! is one group of its own, as in DataFusion. The groups come out in the order they
 //! came in, as DataFusion's do.
 //!
-//! [`dense_aggregate`] decides where it applies: one-phase aggregations (mode `Single`)
+//! [`groups_by_key`] decides where it applies: one-phase aggregations (mode `Single`)
 //! grouped by one `Int64` column, every aggregate with a groups accumulator, no
 //! `DISTINCT` and no `ORDER BY` in them. [`super::gather::SinglePhaseRelations`] uses it
 //! for the relations it makes one-phase.
@@ -53,34 +53,50 @@ pub const MIN_SLOTS: usize = 1 << 20;
 /// No group yet.
 const NO_GROUP: u32 = u32::MAX;
 
-/// `aggregate` grouping by its key through an array instead of a hash table, if it is
-/// one that [`DenseKeyAggregateExec`] computes; else `None`.
-pub fn dense_aggregate(aggregate: &AggregateExec) -> Option<DenseKeyAggregateExec> {
-    if *aggregate.mode() != AggregateMode::Single || aggregate.limit_options().is_some() {
-        return None;
-    }
+/// `aggregate`'s groups and aggregates, computed in one phase over `input`.
+pub fn one_phase(
+    aggregate: &AggregateExec,
+    input: Arc<dyn ExecutionPlan>,
+) -> Result<AggregateExec> {
+    AggregateExec::try_new(
+        AggregateMode::Single,
+        aggregate.group_expr().clone(),
+        aggregate.aggr_expr().to_vec(),
+        aggregate.filter_expr().to_vec(),
+        input,
+        aggregate.input_schema(),
+    )
+}
+
+/// Whether [`DenseKeyAggregateExec`] computes `aggregate`: one phase over one partition,
+/// grouped by one `Int64` expression, every aggregate with a groups accumulator and
+/// neither `DISTINCT` nor `ORDER BY`.
+pub fn groups_by_key(aggregate: &AggregateExec) -> bool {
     let group_by = aggregate.group_expr();
     let [(key, _)] = group_by.expr() else {
-        return None;
+        return false;
     };
-    if !group_by.is_single() || !group_by.null_expr().is_empty() {
-        return None;
-    }
     let input = aggregate.input();
-    if key.data_type(input.schema().as_ref()).ok()? != DataType::Int64
-        || input.output_partitioning().partition_count() != 1
-    {
-        return None;
+    *aggregate.mode() == AggregateMode::Single
+        && aggregate.limit_options().is_none()
+        && group_by.is_single()
+        && group_by.null_expr().is_empty()
+        && key.data_type(input.schema().as_ref()).ok() == Some(DataType::Int64)
+        && input.output_partitioning().partition_count() == 1
+        && aggregate.aggr_expr().iter().all(|function| {
+            function.groups_accumulator_supported()
+                && !function.is_distinct()
+                && function.order_bys().is_empty()
+        })
+}
+
+/// `aggregate` as a [`DenseKeyAggregateExec`] if that computes it, else as it is.
+pub fn dense_or_hashed(aggregate: AggregateExec) -> Result<Arc<dyn ExecutionPlan>> {
+    if groups_by_key(&aggregate) {
+        Ok(Arc::new(DenseKeyAggregateExec::try_new(aggregate)?))
+    } else {
+        Ok(Arc::new(aggregate))
     }
-    let plain = aggregate.aggr_expr().iter().all(|function| {
-        function.groups_accumulator_supported()
-            && !function.is_distinct()
-            && function.order_bys().is_empty()
-    });
-    if !plain {
-        return None;
-    }
-    DenseKeyAggregateExec::try_new(aggregate).ok()
 }
 
 /// An `AggregateExec` of mode `Single` grouped by one `Int64` column, its groups found
@@ -94,19 +110,11 @@ pub struct DenseKeyAggregateExec {
 }
 
 impl DenseKeyAggregateExec {
-    /// `aggregate`, of mode `Single` and grouped by one `Int64` column.
-    pub fn try_new(aggregate: &AggregateExec) -> Result<DenseKeyAggregateExec> {
-        if *aggregate.mode() != AggregateMode::Single || aggregate.group_expr().expr().len() != 1 {
-            return internal_err!("a dense aggregation groups by one key, in one phase");
+    /// `aggregate`, which [`groups_by_key`].
+    pub fn try_new(aggregate: AggregateExec) -> Result<DenseKeyAggregateExec> {
+        if !groups_by_key(&aggregate) {
+            return internal_err!("a dense aggregation groups by one integer key, in one phase");
         }
-        let aggregate = AggregateExec::try_new(
-            AggregateMode::Single,
-            aggregate.group_expr().clone(),
-            aggregate.aggr_expr().to_vec(),
-            aggregate.filter_expr().to_vec(),
-            Arc::clone(aggregate.input()),
-            aggregate.input_schema(),
-        )?;
         let properties = Arc::clone(aggregate.properties());
         Ok(DenseKeyAggregateExec {
             aggregate: Arc::new(aggregate),
@@ -156,15 +164,8 @@ impl ExecutionPlan for DenseKeyAggregateExec {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let [input] = <[_; 1]>::try_from(children)
             .map_err(|_| datafusion::common::internal_datafusion_err!("one input expected"))?;
-        let aggregate = AggregateExec::try_new(
-            AggregateMode::Single,
-            self.aggregate.group_expr().clone(),
-            self.aggregate.aggr_expr().to_vec(),
-            self.aggregate.filter_expr().to_vec(),
-            input,
-            self.aggregate.input_schema(),
-        )?;
-        Ok(Arc::new(DenseKeyAggregateExec::try_new(&aggregate)?))
+        let aggregate = one_phase(&self.aggregate, input)?;
+        Ok(Arc::new(DenseKeyAggregateExec::try_new(aggregate)?))
     }
 
     fn execute(
@@ -194,6 +195,7 @@ impl ExecutionPlan for DenseKeyAggregateExec {
             MetricBuilder::new(&self.metrics).subset_time("aggregate_arguments_time", partition);
         let mut table = Table::new(key, accumulators, reservation, arguments_time);
         let schema = aggregate.schema();
+        let output_schema = Arc::clone(&schema);
         let batch_size = context.session_config().batch_size().max(1);
         let baseline = BaselineMetrics::new(&self.metrics, partition);
         let stream = futures::stream::once(async move {
@@ -215,7 +217,7 @@ impl ExecutionPlan for DenseKeyAggregateExec {
         })
         .try_flatten();
         Ok(Box::pin(RecordBatchStreamAdapter::new(
-            aggregate.schema(),
+            output_schema,
             stream,
         )))
     }
@@ -501,9 +503,12 @@ mod tests {
             .transform_up(|node| {
                 let found = node
                     .downcast_ref::<AggregateExec>()
-                    .and_then(dense_aggregate);
+                    .filter(|a| groups_by_key(a));
                 Ok(match found {
-                    Some(dense) => Transformed::yes(Arc::new(dense) as Arc<dyn ExecutionPlan>),
+                    Some(aggregate) => Transformed::yes(dense_or_hashed(one_phase(
+                        aggregate,
+                        Arc::clone(aggregate.input()),
+                    )?)?),
                     None => Transformed::no(node),
                 })
             })

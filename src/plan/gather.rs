@@ -76,7 +76,7 @@ use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, Phy
 use futures::{StreamExt, TryStreamExt};
 use tokio::sync::OnceCell;
 
-use super::dense_aggregate::dense_aggregate;
+use super::dense_aggregate::{dense_or_hashed, groups_by_key, one_phase};
 
 /// The logical node: its first input is the profiles, the others the relations, each
 /// joined on its key column (`keys`, one per input) to the profiles' key.
@@ -356,24 +356,19 @@ fn single_phase(plan: Arc<dyn ExecutionPlan>, by_key: bool) -> Result<Arc<dyn Ex
         if input.output_partitioning().partition_count() > 1 {
             input = Arc::new(CoalescePartitionsExec::new(input));
         }
-        let single = AggregateExec::try_new(
-            AggregateMode::Single,
-            first.group_expr().clone(),
-            first.aggr_expr().to_vec(),
-            first.filter_expr().to_vec(),
-            input,
-            first.input_schema(),
-        )?;
-        return Ok(match dense_aggregate(&single).filter(|_| by_key) {
-            Some(dense) => Arc::new(dense),
-            None => Arc::new(single),
-        });
+        let single = one_phase(first, input)?;
+        return if by_key {
+            dense_or_hashed(single)
+        } else {
+            Ok(Arc::new(single))
+        };
     }
-    if let Some(single) = plan.downcast_ref::<AggregateExec>()
-        && let Some(dense) = dense_aggregate(single).filter(|_| by_key)
+    if by_key
+        && let Some(single) = plan.downcast_ref::<AggregateExec>()
+        && groups_by_key(single)
     {
         let input = single_phase(Arc::clone(single.input()), by_key)?;
-        return Arc::new(dense).replace_children(vec![input], recompute());
+        return dense_or_hashed(one_phase(single, input)?);
     }
     let row_by_row = plan.is::<ProjectionExec>() || plan.is::<FilterExec>();
     match plan.children().as_slice() {
