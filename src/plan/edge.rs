@@ -4,10 +4,11 @@
 //! The value at the earliest (latest) event by time; among the events at that time, the
 //! smallest (largest) non-null value, as the language defines it. Each group keeps its
 //! edge time and where its value is (a retained input array and a row), so a batch costs
-//! one comparison of times per row and no copy of any value; values are gathered once, when
-//! the groups are emitted. The retained arrays are compacted to one value per group when
-//! they hold more than twice as many rows as there are groups, so memory stays bounded by
-//! the groups, not by the events.
+//! one comparison of times per row; a batch the edge of few groups keeps their values only,
+//! copied out, and the others are gathered once, when the groups are emitted. The
+//! retained arrays are compacted to one value per group when they hold more than twice as
+//! many rows as there are groups, so memory stays bounded by the groups, not by the
+//! events.
 //!
 //! DataFusion's ordered `first_value` keeps each group's ordering as a row of boxed scalar
 //! values (a second per measure over a million customers), and the portable alternative,
@@ -21,11 +22,12 @@ use std::cmp::Ordering;
 use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, BooleanBufferBuilder, Int64Array, new_null_array,
+    Array, ArrayRef, AsArray, BooleanArray, BooleanBufferBuilder, Int64Array, UInt32Array,
+    new_null_array,
 };
 use datafusion::arrow::compute::kernels::boolean::not;
 use datafusion::arrow::compute::kernels::filter::prep_null_mask_filter;
-use datafusion::arrow::compute::{cast, interleave, nullif};
+use datafusion::arrow::compute::{cast, interleave, nullif, take as take_rows};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int64Type};
 use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result};
@@ -228,6 +230,11 @@ impl EdgeGroups {
 
     /// Takes the events of `values` (rows where `keep` is not false and the time is not
     /// null) into their groups.
+    ///
+    /// The groups whose edge is now in this batch keep their values only: when they are
+    /// fewer than half the rows, their values are copied out and the batch is dropped, so
+    /// the input sorted by key (each batch the edge of few groups) retains a value per
+    /// group, not every row.
     fn take(
         &mut self,
         values: &ArrayRef,
@@ -242,7 +249,8 @@ impl EdgeGroups {
         let array = u32::try_from(self.arrays.len())
             .map_err(|_| DataFusionError::Internal("too many retained arrays".into()))?;
         self.arrays.push(Arc::clone(values));
-        let mut used = false;
+        // The groups whose edge is in this batch, each once.
+        let mut in_batch = Vec::new();
         for (row, &group) in groups.iter().enumerate() {
             if keep.is_some_and(|keep| !keep.is_valid(row) || !keep.value(row))
                 || times.is_null(row)
@@ -262,19 +270,32 @@ impl EdgeGroups {
                     .wins_tie(&ScalarValue::try_from_array(values, row)?, &kept))
             })?;
             if replace {
+                // A seen group points into a retained array before this one, or into
+                // this batch if an earlier row of it replaced its edge.
+                if !self.seen[group] || self.at[group].0 != array {
+                    in_batch.push(group);
+                }
                 self.seen[group] = true;
                 self.times[group] = time;
                 self.at[group] = (array, row as u32);
-                used = true;
             }
         }
-        if used {
-            self.retained_rows += values.len();
-            if self.retained_rows > 2 * self.at.len() + 8192 {
-                self.compact()?;
-            }
-        } else {
+        if in_batch.is_empty() {
             self.arrays.pop();
+            return Ok(());
+        }
+        if in_batch.len() <= values.len() / 2 {
+            let rows: UInt32Array = in_batch.iter().map(|&g| self.at[g].1).collect();
+            self.arrays[array as usize] = take_rows(values.as_ref(), &rows, None)?;
+            for (row, &group) in in_batch.iter().enumerate() {
+                self.at[group].1 = row as u32;
+            }
+            self.retained_rows += in_batch.len();
+        } else {
+            self.retained_rows += values.len();
+        }
+        if self.retained_rows > 2 * self.at.len() + 8192 {
+            self.compact()?;
         }
         Ok(())
     }
@@ -557,5 +578,101 @@ mod tests {
         let values = groups.evaluate(EmitTo::All).expect("values");
         let values = values.as_primitive::<Int64Type>();
         assert!(values.iter().all(|v| v == Some(19)));
+    }
+
+    #[test]
+    fn a_batch_sorted_by_key_keeps_only_the_values_of_its_groups() {
+        let mut groups = EdgeGroups::new(Edge::Last, DataType::Int64);
+        for batch in 0..100usize {
+            // Ten events per group, the groups in order: each batch the edge of 100 groups.
+            let indices: Vec<usize> = (0..1000).map(|row| (batch * 1000 + row) / 10).collect();
+            let values = ints(&indices.iter().map(|&g| Some(g as i64)).collect::<Vec<_>>());
+            let times = ints(&(0..1000).map(|row| Some(row as i64)).collect::<Vec<_>>());
+            groups
+                .update_batch(&[values, times], &indices, None, (batch + 1) * 100)
+                .expect("update");
+            assert_eq!(groups.retained_rows, (batch + 1) * 100);
+        }
+        let values = groups.evaluate(EmitTo::All).expect("values");
+        let values = values.as_primitive::<Int64Type>();
+        assert!(values.iter().enumerate().all(|(g, v)| v == Some(g as i64)));
+    }
+
+    /// The edge of each group by definition: among its kept events at the earliest
+    /// (latest) time, the smallest (largest) value, null if they are all null.
+    fn naive_edges(
+        edge: Edge,
+        batches: &[Vec<(usize, Option<i64>, Option<u8>, bool)>],
+        groups: usize,
+    ) -> Vec<Option<String>> {
+        (0..groups)
+            .map(|group| {
+                let events: Vec<(i64, Option<u8>)> = (batches.iter().flatten())
+                    .filter(|&&(g, time, _, keep)| g == group && keep && time.is_some())
+                    .map(|&(_, time, value, _)| (time.unwrap_or_default(), value))
+                    .collect();
+                let edge_time = match edge {
+                    Edge::First => events.iter().map(|e| e.0).min(),
+                    Edge::Last => events.iter().map(|e| e.0).max(),
+                }?;
+                let at_edge = events.iter().filter(|e| e.0 == edge_time);
+                let value = match edge {
+                    Edge::First => at_edge.filter_map(|e| e.1).min(),
+                    Edge::Last => at_edge.filter_map(|e| e.1).max(),
+                };
+                value.map(|v| format!("v{v:03}"))
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn edges_match_their_definition_over_batches_of_any_shape(
+            batches in proptest::collection::vec(
+                proptest::collection::vec(
+                    (0usize..40, proptest::option::weighted(0.95, 0i64..6),
+                     proptest::option::weighted(0.9, 0u8..50), proptest::bool::weighted(0.9)),
+                    0..300,
+                ),
+                1..12,
+            ),
+            sorted in proptest::bool::ANY,
+        ) {
+            let mut batches = batches;
+            if sorted {
+                // Sorted by group, as a file sorted by key: each batch the edge of few
+                // groups, whose values are copied out of it.
+                let mut all: Vec<_> = batches.concat();
+                all.sort_by_key(|event| event.0);
+                let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
+                let mut rest = all.as_slice();
+                batches = sizes.iter().map(|&n| {
+                    let (batch, tail) = rest.split_at(n);
+                    rest = tail;
+                    batch.to_vec()
+                }).collect();
+            }
+            for edge in [Edge::First, Edge::Last] {
+                let mut accumulator = EdgeGroups::new(edge, DataType::Utf8);
+                let mut groups_seen = 0;
+                for batch in &batches {
+                    groups_seen = batch.iter().map(|e| e.0 + 1).fold(groups_seen, usize::max);
+                    let values: Vec<Option<String>> =
+                        batch.iter().map(|e| e.2.map(|v| format!("v{v:03}"))).collect();
+                    let values: ArrayRef = Arc::new(StringArray::from(values));
+                    let times = ints(&batch.iter().map(|e| e.1).collect::<Vec<_>>());
+                    let keep = BooleanArray::from(batch.iter().map(|e| e.3).collect::<Vec<_>>());
+                    let groups: Vec<usize> = batch.iter().map(|e| e.0).collect();
+                    accumulator
+                        .update_batch(&[values, times], &groups, Some(&keep), groups_seen)
+                        .expect("update");
+                    proptest::prop_assert!(
+                        accumulator.retained_rows <= 2 * groups_seen + 8192 + batch.len()
+                    );
+                }
+                let values = accumulator.evaluate(EmitTo::All).expect("values");
+                proptest::prop_assert_eq!(texts(&values), naive_edges(edge, &batches, groups_seen));
+            }
+        }
     }
 }
