@@ -42,7 +42,8 @@ const MANY_JOINS: usize = 4;
 ///
 /// A plan with a gather (`plan::gather`, in-process plans of many relations) is planned
 /// with the query planner that knows its operator, and the gather's relations aggregate
-/// in one phase each.
+/// in one phase each. In this process, conditions read only their own columns
+/// (`plan::narrow`).
 pub fn state_for(ctx: &SessionContext, plan: &LogicalPlan) -> SessionState {
     let mut state = ctx.state();
     let (mut joins, mut gathers) = (0, 0);
@@ -56,6 +57,11 @@ pub fn state_for(ctx: &SessionContext, plan: &LogicalPlan) -> SessionState {
     });
     if joins >= MANY_JOINS {
         state.config_mut().options_mut().optimizer.repartition_joins = true;
+    }
+    if crate::plan::has_own_functions(ctx) {
+        state = SessionStateBuilder::new_from_existing(state)
+            .with_physical_optimizer_rule(Arc::new(crate::plan::narrow::NarrowInputs))
+            .build();
     }
     if gathers > 0 {
         let unlimited = matches!(

@@ -598,13 +598,12 @@ mod tests {
         assert!(values.iter().enumerate().all(|(g, v)| v == Some(g as i64)));
     }
 
+    /// An event: its group, time, value and whether the filter keeps it.
+    type Event = (usize, Option<i64>, Option<u8>, bool);
+
     /// The edge of each group by definition: among its kept events at the earliest
     /// (latest) time, the smallest (largest) value, null if they are all null.
-    fn naive_edges(
-        edge: Edge,
-        batches: &[Vec<(usize, Option<i64>, Option<u8>, bool)>],
-        groups: usize,
-    ) -> Vec<Option<String>> {
+    fn naive_edges(edge: Edge, batches: &[Vec<Event>], groups: usize) -> Vec<Option<String>> {
         (0..groups)
             .map(|group| {
                 let events: Vec<(i64, Option<u8>)> = (batches.iter().flatten())

@@ -16,6 +16,7 @@ mod dense_aggregate;
 mod edge;
 mod expr;
 pub mod gather;
+pub mod narrow;
 mod sequence;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
