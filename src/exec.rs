@@ -58,24 +58,26 @@ pub fn state_for(ctx: &SessionContext, plan: &LogicalPlan) -> SessionState {
     if joins >= MANY_JOINS {
         state.config_mut().options_mut().optimizer.repartition_joins = true;
     }
-    if crate::plan::has_own_functions(ctx) {
-        state = SessionStateBuilder::new_from_existing(state)
-            .with_physical_optimizer_rule(Arc::new(crate::plan::narrow::NarrowInputs))
-            .build();
+    let narrow = crate::plan::has_own_functions(ctx);
+    if !narrow && gathers == 0 {
+        return state;
+    }
+    let mut builder = SessionStateBuilder::new_from_existing(state);
+    if narrow {
+        builder = builder.with_physical_optimizer_rule(Arc::new(crate::plan::narrow::NarrowInputs));
     }
     if gathers > 0 {
         let unlimited = matches!(
             ctx.runtime_env().memory_pool.memory_limit(),
             datafusion::execution::memory_pool::MemoryLimit::Infinite
         );
-        state = SessionStateBuilder::new_from_existing(state)
+        builder = builder
             .with_query_planner(crate::plan::gather::query_planner())
             .with_physical_optimizer_rule(Arc::new(crate::plan::gather::SinglePhaseRelations {
                 by_key: unlimited,
-            }))
-            .build();
+            }));
     }
-    state
+    builder.build()
 }
 
 /// Executes a plan and collects its rows.

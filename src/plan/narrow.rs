@@ -85,12 +85,7 @@ fn narrow_aggregate(aggregate: &AggregateExec) -> Result<Option<Arc<dyn Executio
     let mut changed = false;
     let mut aggregates = Vec::with_capacity(aggregate.aggr_expr().len());
     for function in aggregate.aggr_expr() {
-        let mut args = Vec::new();
-        for arg in function.expressions() {
-            let narrowed = narrow(arg, &input_schema)?;
-            changed |= narrowed.transformed;
-            args.push(narrowed.data);
-        }
+        let args = narrow_each(function.expressions(), &input_schema, &mut changed)?;
         let order_by = function
             .order_bys()
             .iter()
@@ -101,17 +96,14 @@ fn narrow_aggregate(aggregate: &AggregateExec) -> Result<Option<Arc<dyn Executio
             None => Arc::clone(function),
         });
     }
-    let mut filters = Vec::with_capacity(aggregate.filter_expr().len());
-    for filter in aggregate.filter_expr() {
-        filters.push(match filter {
-            Some(filter) => {
-                let narrowed = narrow(Arc::clone(filter), &input_schema)?;
-                changed |= narrowed.transformed;
-                Some(narrowed.data)
-            }
-            None => None,
-        });
-    }
+    let filters = (aggregate.filter_expr().iter())
+        .map(|filter| {
+            filter
+                .as_ref()
+                .map(|filter| narrow(Arc::clone(filter), &input_schema, &mut changed))
+                .transpose()
+        })
+        .collect::<Result<Vec<_>>>()?;
     if !changed {
         return Ok(None);
     }
@@ -134,15 +126,18 @@ fn narrow_projection(projection: &ProjectionExec) -> Result<Option<Arc<dyn Execu
         return Ok(None);
     }
     let mut changed = false;
-    let mut exprs = Vec::with_capacity(projection.expr().len());
-    for projected in projection.expr() {
-        let narrowed = narrow(Arc::clone(&projected.expr), &input_schema)?;
-        changed |= narrowed.transformed;
-        exprs.push(ProjectionExpr {
-            expr: narrowed.data,
+    let narrowed = narrow_each(
+        projection.expr().iter().map(|p| Arc::clone(&p.expr)),
+        &input_schema,
+        &mut changed,
+    )?;
+    let exprs: Vec<ProjectionExpr> = (narrowed.into_iter())
+        .zip(projection.expr())
+        .map(|(expr, projected)| ProjectionExpr {
+            expr,
             alias: projected.alias.clone(),
-        });
-    }
+        })
+        .collect();
     if !changed {
         return Ok(None);
     }
@@ -150,13 +145,25 @@ fn narrow_projection(projection: &ProjectionExec) -> Result<Option<Arc<dyn Execu
     Ok(Some(Arc::new(narrowed)))
 }
 
+/// Each of `exprs` narrowed (see [`narrow`]); `changed` is set if any is.
+fn narrow_each(
+    exprs: impl IntoIterator<Item = Arc<dyn PhysicalExpr>>,
+    input: &Schema,
+    changed: &mut bool,
+) -> Result<Vec<Arc<dyn PhysicalExpr>>> {
+    (exprs.into_iter())
+        .map(|expr| narrow(expr, input, changed))
+        .collect()
+}
+
 /// `expr` with each outermost `AND` and `OR` that reads fewer columns than `input` has
-/// wrapped in a [`Narrowed`].
+/// wrapped in a [`Narrowed`]; `changed` is set if one is.
 fn narrow(
     expr: Arc<dyn PhysicalExpr>,
     input: &Schema,
-) -> Result<Transformed<Arc<dyn PhysicalExpr>>> {
-    expr.transform_down(|node| {
+    changed: &mut bool,
+) -> Result<Arc<dyn PhysicalExpr>> {
+    let narrowed = expr.transform_down(|node| {
         let is_logical = node
             .downcast_ref::<BinaryExpr>()
             .is_some_and(|binary| matches!(binary.op(), Operator::And | Operator::Or));
@@ -171,7 +178,9 @@ fn narrow(
             )),
             None => Ok(Transformed::no(node)),
         }
-    })
+    })?;
+    *changed |= narrowed.transformed;
+    Ok(narrowed.data)
 }
 
 /// An expression evaluated over the columns it reads only: `inner` reads column `i` of
@@ -184,6 +193,8 @@ fn narrow(
 pub struct Narrowed {
     inner: Arc<dyn PhysicalExpr>,
     columns: Vec<Arc<dyn PhysicalExpr>>,
+    /// The input's positions of `columns`, projected out of every batch.
+    indices: Vec<usize>,
 }
 
 impl Narrowed {
@@ -216,17 +227,19 @@ impl Narrowed {
         let columns = (read.into_iter())
             .map(|(index, name)| Arc::new(Column::new(&name, index)) as Arc<dyn PhysicalExpr>)
             .collect();
-        Ok(Some(Narrowed { inner, columns }))
+        Ok(Narrowed::over(inner, columns))
     }
 
-    /// The input's columns the batch is made of.
-    fn indices(&self) -> Result<Vec<usize>> {
-        (self.columns.iter())
-            .map(|column| match column.downcast_ref::<Column>() {
-                Some(column) => Ok(column.index()),
-                None => internal_err!("a narrowed expression reads columns only, not {column}"),
-            })
-            .collect()
+    /// `inner` over the batch made of `columns`, or `None` if one of them is not a column.
+    fn over(inner: Arc<dyn PhysicalExpr>, columns: Vec<Arc<dyn PhysicalExpr>>) -> Option<Narrowed> {
+        let indices = (columns.iter())
+            .map(|column| column.downcast_ref::<Column>().map(Column::index))
+            .collect::<Option<Vec<usize>>>()?;
+        Some(Narrowed {
+            inner,
+            columns,
+            indices,
+        })
     }
 
     /// The expression over the operator's input: `inner` with the columns put back.
@@ -275,11 +288,11 @@ impl fmt::Display for Narrowed {
 impl PhysicalExpr for Narrowed {
     fn return_field(&self, input_schema: &Schema) -> Result<FieldRef> {
         self.inner
-            .return_field(&input_schema.project(&self.indices()?)?)
+            .return_field(&input_schema.project(&self.indices)?)
     }
 
     fn evaluate(&self, batch: &RecordBatch) -> Result<ColumnarValue> {
-        self.inner.evaluate(&batch.project(&self.indices()?)?)
+        self.inner.evaluate(&batch.project(&self.indices)?)
     }
 
     fn children(&self) -> Vec<&Arc<dyn PhysicalExpr>> {
@@ -299,14 +312,8 @@ impl PhysicalExpr for Narrowed {
                 children.len()
             );
         }
-        if children
-            .iter()
-            .all(|child| child.downcast_ref::<Column>().is_some())
-        {
-            return Ok(Arc::new(Narrowed {
-                inner: Arc::clone(&self.inner),
-                columns: children,
-            }));
+        if let Some(narrowed) = Narrowed::over(Arc::clone(&self.inner), children.clone()) {
+            return Ok(Arc::new(narrowed));
         }
         self.widened(&children)
     }
@@ -466,6 +473,6 @@ mod tests {
         let narrowed = Narrowed::try_new(both, &wider)
             .expect("analysed")
             .expect("narrowed");
-        assert_eq!(narrowed.indices().expect("columns"), vec![0, 1]);
+        assert_eq!(narrowed.indices, vec![0, 1]);
     }
 }
