@@ -212,47 +212,14 @@ fn arithmetic_or_comparison(op: BinaryOp, l: f64, r: f64) -> Abstract {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Session;
-    use crate::catalog::Catalog;
-
-    const CATALOG: &str = r#"
-[profiles]
-source = "customers.parquet"
-key = "customer_id"
-columns = { customer_id = "int", age = "int" }
-
-[events.purchased]
-source = "purchased.parquet"
-key = "customer_id"
-time = "ts"
-columns = { customer_id = "int", ts = "timestamp", amount = "float" }
-
-[events.viewed]
-source = "viewed.parquet"
-key = "customer_id"
-time = "ts"
-columns = { customer_id = "int", ts = "timestamp" }
-"#;
+    use crate::plan::tests::{checked, session};
 
     /// The event tables `condition` needs events from.
     async fn needs(condition: &str) -> Vec<&'static str> {
-        let catalog = Catalog::parse(CATALOG, std::path::Path::new("segql.toml"), 0)
-            .unwrap_or_else(|d| panic!("{d:?}"));
-        let mut session = Session::without_data(catalog)
-            .await
-            .unwrap_or_else(|report| panic!("{report}"));
-        let typed = session
-            .check_condition("<test>", condition)
-            .unwrap_or_else(|report| panic!("{report}"));
+        let (typed, program) = checked(condition).await;
         ["purchased", "viewed"]
             .into_iter()
-            .filter(|event| {
-                requires_rows(
-                    &typed,
-                    &measures_of(event, session.program()),
-                    session.program(),
-                )
-            })
+            .filter(|event| requires_rows(&typed, &measures_of(event, &program), &program))
             .collect()
     }
 
@@ -311,11 +278,7 @@ columns = { customer_id = "int", ts = "timestamp" }
     async fn stages_are_followed_arm_by_arm() {
         let stage =
             "stage tier { big = sum(purchased.amount) > 100  small = purchased  none = true }";
-        let catalog = Catalog::parse(CATALOG, std::path::Path::new("segql.toml"), 0)
-            .unwrap_or_else(|d| panic!("{d:?}"));
-        let mut session = Session::without_data(catalog)
-            .await
-            .unwrap_or_else(|report| panic!("{report}"));
+        let mut session = session().await;
         session
             .add_source("tiers.seg", stage)
             .unwrap_or_else(|report| panic!("{report}"));

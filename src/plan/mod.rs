@@ -15,6 +15,7 @@ mod count_true;
 mod dense_aggregate;
 mod edge;
 mod expr;
+mod extremes;
 pub mod gather;
 pub mod narrow;
 mod sequence;
@@ -204,7 +205,24 @@ impl<'a> Planner<'a> {
     }
 
     /// Members of one segment (or any condition): the profile key and `with` columns, sorted by key.
+    ///
+    /// Extremes compared with constants are planned as existences ([`extremes`]).
     pub fn members(&self, condition: &TypedExpr, with: &[OutputColumn]) -> Result<LogicalPlan> {
+        match extremes::as_existences(condition, self.program) {
+            Some((condition, program)) => Planner {
+                program: &program,
+                ..*self
+            }
+            .members_as_written(&condition, with),
+            None => self.members_as_written(condition, with),
+        }
+    }
+
+    fn members_as_written(
+        &self,
+        condition: &TypedExpr,
+        with: &[OutputColumn],
+    ) -> Result<LogicalPlan> {
         let mut exprs: Vec<&TypedExpr> = vec![condition];
         exprs.extend(with.iter().map(|w| &w.expr));
         let builder = self.profiles_with_measures(&exprs, Some(condition))?;
@@ -1343,8 +1361,48 @@ fn collect_event_columns(expr: &TypedExpr, columns: &mut BTreeSet<String>) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::Session;
+    use crate::catalog::Catalog;
+
+    /// A catalog of profiles and two event tables for tests of the planner's analyses.
+    const CATALOG: &str = r#"
+[profiles]
+source = "customers.parquet"
+key = "customer_id"
+columns = { customer_id = "int", age = "int" }
+
+[events.purchased]
+source = "purchased.parquet"
+key = "customer_id"
+time = "ts"
+columns = { customer_id = "int", ts = "timestamp", amount = "float", category = "string" }
+
+[events.viewed]
+source = "viewed.parquet"
+key = "customer_id"
+time = "ts"
+columns = { customer_id = "int", ts = "timestamp" }
+"#;
+
+    /// A session over [`CATALOG`], without data.
+    pub(crate) async fn session() -> Session {
+        let catalog = Catalog::parse(CATALOG, std::path::Path::new("segql.toml"), 0)
+            .unwrap_or_else(|d| panic!("{d:?}"));
+        Session::without_data(catalog)
+            .await
+            .unwrap_or_else(|report| panic!("{report}"))
+    }
+
+    /// `condition` checked against [`CATALOG`], and the program holding its measures.
+    pub(crate) async fn checked(condition: &str) -> (TypedExpr, Program) {
+        let mut session = session().await;
+        let typed = session
+            .check_condition("<test>", condition)
+            .unwrap_or_else(|report| panic!("{report}"));
+        (typed, session.program().clone())
+    }
 
     fn bound(expr: Expr) -> (String, i64) {
         let Expr::BinaryExpr(binary) = expr else {
