@@ -492,7 +492,7 @@ impl<'a> Evaluation<'a> {
     fn settled_comparison(&self, op: BinaryOp, lhs: &Node, rhs: &Node) -> Option<Datum> {
         let (measure, op, constant) = match (lhs, rhs) {
             (Node::Measure(m), Node::Const(c)) => (*m, op, c),
-            (Node::Const(c), Node::Measure(m)) => (*m, mirrored(op), c),
+            (Node::Const(c), Node::Measure(m)) => (*m, op.mirrored()?, c),
             _ => return None,
         };
         if !self.clocks.get(measure).is_some_and(|c| c.falling) {
@@ -725,17 +725,6 @@ fn zero_like(d: &Datum) -> Datum {
         Datum::Float(_) => Datum::Float(0.0),
         Datum::Dur(_) => Datum::Dur(0),
         _ => Datum::Int(0),
-    }
-}
-
-/// The comparison with its operands swapped: `a < b` is `b > a`.
-fn mirrored(op: BinaryOp) -> BinaryOp {
-    match op {
-        BinaryOp::Lt => BinaryOp::Gt,
-        BinaryOp::LtEq => BinaryOp::GtEq,
-        BinaryOp::Gt => BinaryOp::Lt,
-        BinaryOp::GtEq => BinaryOp::LtEq,
-        other => other,
     }
 }
 

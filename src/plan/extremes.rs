@@ -44,8 +44,8 @@ fn rewrite(expr: &mut TypedExpr, program: &Program, extended: &mut Option<Progra
         }
         IrExpr::IsTrue(inner) => rewrite(inner, program, extended),
         IrExpr::Binary { op, lhs, rhs } => {
-            let current = extended.as_ref().unwrap_or(program);
-            let Some(measure) = existence(*op, lhs, rhs, current) else {
+            // The condition reads only the program's own measures.
+            let Some(measure) = existence(*op, lhs, rhs, program) else {
                 return;
             };
             let id = extended
@@ -62,7 +62,7 @@ fn rewrite(expr: &mut TypedExpr, program: &Program, extended: &mut Option<Progra
 fn existence(op: BinaryOp, lhs: &TypedExpr, rhs: &TypedExpr, program: &Program) -> Option<Measure> {
     let (id, op, constant) = match (&lhs.kind, &rhs.kind) {
         (IrExpr::Measure(id), _) => (*id, op, rhs),
-        (_, IrExpr::Measure(id)) => (*id, mirrored(op)?, lhs),
+        (_, IrExpr::Measure(id)) => (*id, op.mirrored()?, lhs),
         _ => return None,
     };
     if !is_constant(constant) {
@@ -112,17 +112,6 @@ fn existence(op: BinaryOp, lhs: &TypedExpr, rhs: &TypedExpr, program: &Program) 
         window: measure.window,
         ty: Type::Bool,
     })
-}
-
-/// `a op b` as `b op' a`.
-fn mirrored(op: BinaryOp) -> Option<BinaryOp> {
-    match op {
-        BinaryOp::Gt => Some(BinaryOp::Lt),
-        BinaryOp::GtEq => Some(BinaryOp::LtEq),
-        BinaryOp::Lt => Some(BinaryOp::Gt),
-        BinaryOp::LtEq => Some(BinaryOp::GtEq),
-        _ => None,
-    }
 }
 
 /// A value known before any event is read: a non-null literal or a time relative to now.

@@ -236,6 +236,24 @@ impl BinaryOp {
         }
     }
 
+    /// The operator with its operands swapped: `a < b` is `b > a`, `a = b` is `b = a`;
+    /// `None` for `-`, `/` and `%`, which have no such operator.
+    pub fn mirrored(self) -> Option<BinaryOp> {
+        match self {
+            BinaryOp::Lt => Some(BinaryOp::Gt),
+            BinaryOp::LtEq => Some(BinaryOp::GtEq),
+            BinaryOp::Gt => Some(BinaryOp::Lt),
+            BinaryOp::GtEq => Some(BinaryOp::LtEq),
+            BinaryOp::Sub | BinaryOp::Div | BinaryOp::Rem => None,
+            BinaryOp::Or
+            | BinaryOp::And
+            | BinaryOp::Eq
+            | BinaryOp::NotEq
+            | BinaryOp::Add
+            | BinaryOp::Mul => Some(self),
+        }
+    }
+
     pub fn is_comparison(self) -> bool {
         matches!(
             self,
