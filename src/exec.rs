@@ -120,16 +120,35 @@ pub async fn explain_analyze(
     Ok(text)
 }
 
-/// True when the values of `table.column` are non-null integers that increase strictly
+/// Keys proven unique by [`sorted_keys`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SortedKeys {
+    /// How many keys there are.
+    pub count: u64,
+    /// The lowest and the highest key (none in an empty table).
+    pub bounds: Option<(i64, i64)>,
+}
+
+impl SortedKeys {
+    /// The range of the keys when they are every integer in it (unique keys as many as
+    /// the integers from the lowest to the highest).
+    pub fn contiguous(&self) -> Option<(i64, i64)> {
+        let (low, high) = self.bounds?;
+        let width = i128::from(high) - i128::from(low) + 1;
+        (i128::from(self.count) == width).then_some((low, high))
+    }
+}
+
+/// `Some` when the values of `table.column` are non-null integers that increase strictly
 /// within every partition of the scan (read in storage order), and the partitions' ranges
 /// do not overlap: then no value repeats. One pass over one column, without a hash table.
-/// Tables exported sorted by key pass; any other table returns false (not proven), and
+/// Tables exported sorted by key pass; any other table returns `None` (not proven), and
 /// the caller runs the grouped check.
-pub async fn strictly_increasing(
+pub async fn sorted_keys(
     ctx: &SessionContext,
     table: &str,
     column: &str,
-) -> Result<bool, DataFusionError> {
+) -> Result<Option<SortedKeys>, DataFusionError> {
     let frame = ctx
         .table(table)
         .await?
@@ -138,31 +157,40 @@ pub async fn strictly_increasing(
             column,
         ))])?;
     if !frame.schema().field(0).data_type().is_integer() {
-        return Ok(false);
+        return Ok(None);
     }
     let plan = frame.create_physical_plan().await?;
     let partitions = datafusion::physical_plan::collect_partitioned(plan, ctx.task_ctx()).await?;
     let mut ranges = Vec::new();
+    let mut count = 0u64;
     for batches in partitions {
         let mut range: Option<(i64, i64)> = None;
         for batch in batches {
             let values = cast(batch.column(0), &DataType::Int64)?;
             if values.null_count() > 0 {
-                return Ok(false);
+                return Ok(None);
             }
             let values = values.as_primitive::<Int64Type>();
             for &value in values.values() {
                 match &mut range {
                     None => range = Some((value, value)),
                     Some((_, last)) if value > *last => *last = value,
-                    Some(_) => return Ok(false),
+                    Some(_) => return Ok(None),
                 }
             }
+            count += values.len() as u64;
         }
         ranges.extend(range);
     }
     ranges.sort_unstable();
-    Ok(ranges.windows(2).all(|pair| pair[0].1 < pair[1].0))
+    if !ranges.windows(2).all(|pair| pair[0].1 < pair[1].0) {
+        return Ok(None);
+    }
+    let bounds = ranges.first().zip(ranges.last());
+    Ok(Some(SortedKeys {
+        count,
+        bounds: bounds.map(|(first, last)| (first.0, last.1)),
+    }))
 }
 
 /// A failure while reading data or executing, as a diagnostic.
@@ -376,13 +404,15 @@ mod tests {
     use super::*;
     use datafusion::arrow::array::{Int32Array, StringArray};
 
-    async fn increasing(column: ArrayRef) -> bool {
+    async fn sorted(column: ArrayRef) -> Option<SortedKeys> {
         let ctx = SessionContext::new();
         let batch = RecordBatch::try_from_iter([("key", column)]).expect("batch");
         ctx.register_batch("profiles", batch).expect("register");
-        strictly_increasing(&ctx, "profiles", "key")
-            .await
-            .expect("check")
+        sorted_keys(&ctx, "profiles", "key").await.expect("check")
+    }
+
+    async fn increasing(column: ArrayRef) -> bool {
+        sorted(column).await.is_some()
     }
 
     #[tokio::test]
@@ -397,5 +427,20 @@ mod tests {
             !increasing(strings).await,
             "other key types take the grouped check"
         );
+    }
+
+    #[tokio::test]
+    async fn sorted_keys_without_gaps_are_contiguous() {
+        let ints = |values: Vec<i32>| Arc::new(Int32Array::from(values)) as ArrayRef;
+        let contiguous = |keys: Option<SortedKeys>| keys.and_then(|k| k.contiguous());
+        assert_eq!(
+            contiguous(sorted(ints(vec![-1, 0, 1, 2])).await),
+            Some((-1, 2))
+        );
+        assert_eq!(contiguous(sorted(ints(vec![7])).await), Some((7, 7)));
+        assert_eq!(contiguous(sorted(ints(vec![1, 2, 4])).await), None, "a gap");
+        assert_eq!(contiguous(sorted(ints(vec![])).await), None, "no keys");
+        let keys = sorted(ints(vec![1, 2, 4])).await.expect("sorted");
+        assert_eq!((keys.count, keys.bounds), (3, Some((1, 4))));
     }
 }

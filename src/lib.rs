@@ -384,6 +384,32 @@ impl Session {
     pub(crate) fn planner(&self) -> Planner<'_> {
         Planner::new(&self.program, &self.schema, &self.tables, self.as_of)
             .with_own_aggregates(self.own_aggregates)
+            .with_contiguous_keys(self.contiguous_profile_keys())
+    }
+
+    /// The range of the profile keys, when a record of their check (see [`verified`])
+    /// says they are every integer in it and the table has not changed since. Only plans
+    /// run in this process use it: another engine may read other files under the same
+    /// names.
+    fn contiguous_profile_keys(&self) -> Option<(i64, i64)> {
+        let keys = self
+            .verified_keys
+            .as_ref()
+            .filter(|_| self.own_aggregates)?;
+        let source = self.catalog.profiles.source.as_deref()?;
+        let key = self.key_as_read();
+        let identity = keys.identity(source, &key)?;
+        keys.recorded(source, &key, &identity)?.contiguous
+    }
+
+    /// The profile key column as the check records it: its name, type and stored type,
+    /// since a catalog declaring another type for it reads other values.
+    fn key_as_read(&self) -> String {
+        let profiles = &self.schema.profiles;
+        match profiles.column(&profiles.key) {
+            Some(column) => format!("{} ({:?}, {})", column.name, column.ty, column.source_type),
+            None => profiles.key.clone(),
+        }
     }
 
     /// The segments named (all, in file order, if `names` is empty).
@@ -633,11 +659,7 @@ impl Session {
     pub async fn check_profile_keys(&self) -> Result<(), Report> {
         let profiles = &self.schema.profiles;
         let remembered = (self.verified_keys.as_ref()).zip(self.catalog.profiles.source.as_deref());
-        // The key as read: a catalog declaring another type for it reads other values.
-        let key_as_read = match profiles.column(&profiles.key) {
-            Some(column) => format!("{} ({:?}, {})", column.name, column.ty, column.source_type),
-            None => profiles.key.clone(),
-        };
+        let key_as_read = self.key_as_read();
         // The source's identity before the check, read once: it finds the record, and a
         // new record is written only if the source still has it after the check.
         let before = remembered.and_then(|(keys, source)| keys.identity(source, &key_as_read));
@@ -646,18 +668,20 @@ impl Session {
         {
             return Ok(());
         }
-        let passed = || {
+        let passed = |facts| {
             if let (Some((keys, source)), Some(before)) = (remembered, &before) {
                 // Remembering is only a shortcut: a record that cannot be written costs
                 // the next evaluation a check, nothing else.
-                let _ = keys.record(source, &key_as_read, before);
+                let _ = keys.record(source, &key_as_read, before, facts);
             }
             Ok(())
         };
-        // Profiles stored sorted by key are proven unique in one cheap pass.
-        if let Ok(true) = exec::strictly_increasing(&self.ctx, &profiles.name, &profiles.key).await
+        // Profiles stored sorted by key are proven unique in one cheap pass, which also
+        // finds whether they are a range of integers without gaps.
+        if let Ok(Some(sorted)) = exec::sorted_keys(&self.ctx, &profiles.name, &profiles.key).await
         {
-            return passed();
+            let contiguous = sorted.contiguous();
+            return passed(verified::Recorded { contiguous });
         }
         let plan = self
             .planner()
@@ -679,7 +703,7 @@ impl Session {
             }
         }
         if problems.is_empty() {
-            return passed();
+            return passed(verified::Recorded::default());
         }
         let key = &self.schema.profiles.key;
         let table = &self.schema.profiles.name;

@@ -11,6 +11,10 @@
 //! Files written in the last [`SETTLED`] are not recorded: a file system that keeps
 //! times in whole seconds could otherwise give a file written twice within one second
 //! the same identity both times.
+//!
+//! A record may also say that the keys are exactly the integers of a range, with none
+//! missing ([`Recorded::contiguous`]). Plans then select profiles of such a table by that
+//! range without reading its keys (see `plan::Planner::with_contiguous_keys`).
 
 use std::fs;
 use std::io;
@@ -19,6 +23,20 @@ use std::time::{Duration, SystemTime};
 
 /// How long ago a file must have been last changed for its check to be recorded.
 pub const SETTLED: Duration = Duration::from_secs(2);
+
+/// The last line of a record: this, then the range of contiguous keys (`LOW HIGH`) or
+/// [`NOT_CONTIGUOUS`]. Records without it (written by earlier versions) are checked
+/// again, so that the range is known.
+const CONTIGUOUS: &str = "contiguous ";
+/// The range of keys of a record whose keys are not a range without gaps.
+const NOT_CONTIGUOUS: &str = "none";
+
+/// What a record says beyond "the keys passed the check".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Recorded {
+    /// The keys are every integer from the first to the second, inclusive, each once.
+    pub contiguous: Option<(i64, i64)>,
+}
 
 /// A directory of records of profile tables whose keys passed the check.
 #[derive(Debug, Clone)]
@@ -42,7 +60,24 @@ impl VerifiedKeys {
     /// Whether a record says the keys of `source` passed the check when its identity was
     /// `identity` (see [`VerifiedKeys::identity`]).
     pub fn is_recorded(&self, source: &Path, key: &str, identity: &str) -> bool {
-        fs::read_to_string(self.record_path(source, key)).is_ok_and(|record| record == identity)
+        self.recorded(source, key, identity).is_some()
+    }
+
+    /// What the record of `source` says, if one says its keys passed the check when its
+    /// identity was `identity`. A record this version cannot read is no record: the
+    /// table is checked again.
+    pub fn recorded(&self, source: &Path, key: &str, identity: &str) -> Option<Recorded> {
+        let record = fs::read_to_string(self.record_path(source, key)).ok()?;
+        let facts = record.strip_prefix(identity)?;
+        let range = facts.strip_prefix(CONTIGUOUS)?.strip_suffix('\n')?;
+        if range == NOT_CONTIGUOUS {
+            return Some(Recorded::default());
+        }
+        let (low, high) = range.split_once(' ')?;
+        let (low, high) = (low.parse().ok()?, high.parse().ok()?);
+        (low <= high).then_some(Recorded {
+            contiguous: Some((low, high)),
+        })
     }
 
     /// The identity of the data at `source` (a file, or a directory of files, at any
@@ -67,14 +102,25 @@ impl VerifiedKeys {
     /// began, passed it. Nothing is recorded if the source changed meanwhile. The record
     /// is written to a temporary file and renamed into place, so a reader never sees
     /// half of one.
-    pub fn record(&self, source: &Path, key: &str, before: &str) -> io::Result<()> {
+    pub fn record(
+        &self,
+        source: &Path,
+        key: &str,
+        before: &str,
+        facts: Recorded,
+    ) -> io::Result<()> {
         if self.identity(source, key).as_deref() != Some(before) {
             return Ok(());
         }
         fs::create_dir_all(&self.dir)?;
         let path = self.record_path(source, key);
         let temporary = path.with_extension(format!("{}.tmp", std::process::id()));
-        fs::write(&temporary, before)?;
+        let range = match facts.contiguous {
+            Some((low, high)) => format!("{low} {high}"),
+            None => NOT_CONTIGUOUS.to_string(),
+        };
+        let record = format!("{before}{CONTIGUOUS}{range}\n");
+        fs::write(&temporary, record)?;
         fs::rename(&temporary, &path).inspect_err(|_| {
             let _ = fs::remove_file(&temporary);
         })
@@ -162,7 +208,8 @@ mod tests {
         let before = keys
             .identity(&data, "id")
             .expect("a settled file has an identity");
-        keys.record(&data, "id", &before).expect("record");
+        keys.record(&data, "id", &before, Recorded::default())
+            .expect("record");
         assert!(keys.is_verified(&data, "id"));
         assert!(!keys.is_verified(&data, "other"), "another key column");
         // The same size, the modification time put back: the status-change time differs.
@@ -187,7 +234,8 @@ mod tests {
         std::thread::sleep(SETTLED + Duration::from_millis(100));
         let keys = VerifiedKeys::new(dir.path().join("records"));
         let before = keys.identity(&data, "id").expect("settled");
-        keys.record(&data, "id", &before).expect("record");
+        keys.record(&data, "id", &before, Recorded::default())
+            .expect("record");
         assert!(keys.is_verified(&data, "id"));
         written(&data.join("part"), "b.csv", "id\n1\n");
         assert!(!keys.is_verified(&data, "id"));
@@ -201,8 +249,41 @@ mod tests {
         let keys = VerifiedKeys::new(dir.path().join("records"));
         let before = keys.identity(&data, "id").expect("settled");
         fs::write(&data, "id\n1\n1\n").expect("write");
-        keys.record(&data, "id", &before).expect("record");
+        keys.record(&data, "id", &before, Recorded::default())
+            .expect("record");
         std::thread::sleep(SETTLED + Duration::from_millis(100));
         assert!(!keys.is_verified(&data, "id"));
+    }
+
+    #[test]
+    fn a_record_keeps_the_range_of_contiguous_keys() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = written(dir.path(), "customers.csv", "id\n1\n2\n3\n");
+        std::thread::sleep(SETTLED + Duration::from_millis(100));
+        let keys = VerifiedKeys::new(dir.path().join("records"));
+        let identity = keys.identity(&data, "id").expect("settled");
+        let facts = Recorded {
+            contiguous: Some((1, 3)),
+        };
+        keys.record(&data, "id", &identity, facts).expect("record");
+        assert_eq!(keys.recorded(&data, "id", &identity), Some(facts));
+        keys.record(&data, "id", &identity, Recorded::default())
+            .expect("record");
+        assert_eq!(
+            keys.recorded(&data, "id", &identity),
+            Some(Recorded::default())
+        );
+        // A range line this version cannot read, or none, is no record at all.
+        let path = keys.record_path(&data, "id");
+        for garbled in [
+            "contiguous 3 1\n",
+            "contiguous 1\n",
+            "contiguous 1 3",
+            "sorted\n",
+            "",
+        ] {
+            fs::write(&path, format!("{identity}{garbled}")).expect("write");
+            assert_eq!(keys.recorded(&data, "id", &identity), None, "{garbled:?}");
+        }
     }
 }

@@ -1203,3 +1203,113 @@ async fn sequences_match_sql() {
     )
     .await;
 }
+
+/// Profiles whose keys are every integer of a range (remembered by the key check) are
+/// selected by that range, without reading them, when a condition needs events and no
+/// profile column. Events of keys outside the range, or without a key, must select no
+/// one: the same members as with the profiles read and joined.
+#[tokio::test]
+async fn profiles_known_as_a_range_of_keys_select_the_same_members() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let profiles: String = (1..=40)
+        .map(|key| format!("{key},{}\n", 20 + key))
+        .collect();
+    std::fs::write(
+        dir.path().join("customers.csv"),
+        format!("customer_id,age\n{profiles}"),
+    )
+    .expect("profiles");
+    // Keys 0, 41, 77 and -5 are no profile's; 3 and 41 have several purchases.
+    let purchases = [
+        (3, 20.0),
+        (3, 300.0),
+        (7, 150.0),
+        (40, 80.0),
+        (1, 500.0),
+        (0, 900.0),
+        (41, 700.0),
+        (41, 10.0),
+        (77, 120.0),
+        (-5, 60.0),
+    ];
+    let mut rows = String::from("customer_id,ts,amount\n");
+    for (day, (key, amount)) in purchases.iter().enumerate() {
+        rows.push_str(&format!("{key},1998-06-{:02}T10:00:00,{amount}\n", day + 1));
+    }
+    rows.push_str(",1998-06-20T10:00:00,999.0\n");
+    std::fs::write(dir.path().join("purchased.csv"), rows).expect("purchases");
+    std::fs::write(
+        dir.path().join("segql.toml"),
+        r#"as_of = "1998-07-01T00:00:00"
+
+[profiles]
+source = "customers.csv"
+key = "customer_id"
+
+[events.purchased]
+source = "purchased.csv"
+key = "customer_id"
+time = "ts"
+"#,
+    )
+    .expect("catalog");
+    // The key check records only files settled for a while (see `segql::verified`).
+    std::thread::sleep(segql::verified::SETTLED + std::time::Duration::from_millis(200));
+
+    let open = |remember: bool| {
+        let catalog = dir.path().join("segql.toml");
+        let records = dir.path().join("records");
+        async move {
+            let mut session = Session::open(&catalog).await.expect("open");
+            if remember {
+                session.remember_verified_keys(segql::verified::VerifiedKeys::new(records));
+            }
+            session.check_profile_keys().await.expect("unique keys");
+            session
+        }
+    };
+    let mut ranged = open(true).await;
+    let mut joined = open(false).await;
+    let members = |session: &mut Session, condition: &str| {
+        let typed = (session.check_condition("<test>", condition))
+            .unwrap_or_else(|report| panic!("`{condition}` does not check:\n{report}"));
+        session.plan_condition(&typed, &[]).expect("plan")
+    };
+    for (condition, expected) in [
+        ("purchased", vec![1, 3, 7, 40]),
+        ("count(purchased) >= 2", vec![3]),
+        ("max(purchased.amount) > 100", vec![1, 3, 7]),
+        ("purchased and not purchased(amount < 100)", vec![1, 7]),
+        (
+            "sum(purchased.amount) > 100 and count(purchased) < 2",
+            vec![1, 7],
+        ),
+    ] {
+        let plan = members(&mut ranged, condition);
+        let shown = plan.display_indent().to_string();
+        assert!(
+            !shown.contains("TableScan: profiles"),
+            "`{condition}` reads the profiles although their keys are a known range:\n{shown}"
+        );
+        let ours = keys(&ranged.execute(plan).await.expect("run"));
+        let plan = members(&mut joined, condition);
+        assert!(
+            plan.display_indent()
+                .to_string()
+                .contains("TableScan: profiles")
+        );
+        let theirs = keys(&joined.execute(plan).await.expect("run"));
+        let expected: BTreeSet<i64> = expected.into_iter().collect();
+        assert_eq!(ours, expected, "`{condition}` with the range of keys");
+        assert_eq!(theirs, expected, "`{condition}` with the profiles joined");
+    }
+    // A condition that reads a profile column, or holds without events, reads them.
+    for condition in ["purchased and age > 30", "not purchased"] {
+        let plan = members(&mut ranged, condition);
+        let shown = plan.display_indent().to_string();
+        assert!(
+            shown.contains("TableScan: profiles"),
+            "`{condition}`:\n{shown}"
+        );
+    }
+}
