@@ -62,15 +62,20 @@ pub fn state_for(ctx: &SessionContext, plan: &LogicalPlan) -> SessionState {
     if !narrow && gathers == 0 {
         return state;
     }
+    // The dense aggregation does not spill: only evaluations without a memory limit use it.
+    let unlimited = matches!(
+        ctx.runtime_env().memory_pool.memory_limit(),
+        datafusion::execution::memory_pool::MemoryLimit::Infinite
+    );
     let mut builder = SessionStateBuilder::new_from_existing(state);
     if narrow {
         builder = builder.with_physical_optimizer_rule(Arc::new(crate::plan::narrow::NarrowInputs));
     }
+    if narrow && gathers == 0 && unlimited {
+        builder = builder
+            .with_physical_optimizer_rule(Arc::new(crate::plan::gather::DensePassesOfOnePartition));
+    }
     if gathers > 0 {
-        let unlimited = matches!(
-            ctx.runtime_env().memory_pool.memory_limit(),
-            datafusion::execution::memory_pool::MemoryLimit::Infinite
-        );
         builder = builder
             .with_query_planner(crate::plan::gather::query_planner())
             .with_physical_optimizer_rule(Arc::new(crate::plan::gather::SinglePhaseRelations {

@@ -62,11 +62,14 @@ use datafusion::physical_plan::execution_plan::{
     Boundedness, ChildrenPropertiesMode, EmissionType, ReplaceChildrenOptions,
 };
 use datafusion::physical_plan::filter::FilterExec;
+use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode};
 use datafusion::physical_plan::metrics::{
     BaselineMetrics, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
 };
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::repartition::RepartitionExec;
+use datafusion::physical_plan::sorts::sort::SortExec;
+use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, Partitioning,
@@ -76,7 +79,7 @@ use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, Phy
 use futures::{StreamExt, TryStreamExt};
 use tokio::sync::OnceCell;
 
-use super::dense_aggregate::{dense_or_hashed, groups_by_key, one_phase};
+use super::dense_aggregate::{DenseKeyAggregateExec, dense_or_hashed, groups_by_key, one_phase};
 
 /// The logical node: its first input is the profiles, the others the relations, each
 /// joined on its key column (`keys`, one per input) to the profiles' key.
@@ -339,19 +342,90 @@ impl PhysicalOptimizerRule for SinglePhaseRelations {
     }
 }
 
+/// In process without a memory limit, the grouped passes of a plan without a gather (the
+/// members of one segment) whose rows end in one partition anyway aggregate in one phase
+/// by key ([`DenseKeyAggregateExec`]): a
+/// hash join's collected build side, a merge of sorted partitions, and the side a
+/// collected hash join probes with. Their two phases hashed every key into a table per
+/// partition, repartitioned the groups by key and merged them in a second table.
+///
+/// Passes read by a join of partitioned inputs keep their partitions: the join's other
+/// input is partitioned as they are.
+#[derive(Debug)]
+pub struct DensePassesOfOnePartition;
+
+impl PhysicalOptimizerRule for DensePassesOfOnePartition {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        _config: &ConfigOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        plan.transform_down(|node| {
+            let merged =
+                node.is::<CoalescePartitionsExec>() || node.is::<SortPreservingMergeExec>();
+            let probing = (node.downcast_ref::<HashJoinExec>())
+                .is_some_and(|join| *join.partition_mode() == PartitionMode::CollectLeft);
+            let at = match (merged, probing) {
+                (true, _) => 0,
+                (_, true) => 1,
+                _ => return Ok(Transformed::no(node)),
+            };
+            let mut children: Vec<_> = node.children().into_iter().cloned().collect();
+            let Some(dense) = dense_pass(&children[at])? else {
+                return Ok(Transformed::no(node));
+            };
+            children[at] = dense;
+            Ok(Transformed::yes(
+                node.replace_children(children, recompute())?,
+            ))
+        })
+        .data()
+    }
+
+    fn name(&self) -> &str {
+        "dense_passes_of_one_partition"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
+
+/// `plan` with the two-phase aggregation grouped by an integer key that it reaches through
+/// projections, filters and sorts of each partition in one dense phase, if it has one.
+fn dense_pass(plan: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+    if let Some(first) = first_of_two_phases(plan) {
+        let mut input = Arc::clone(first.input());
+        if input.output_partitioning().partition_count() > 1 {
+            input = Arc::new(CoalescePartitionsExec::new(input));
+        }
+        let single = one_phase(first, input)?;
+        if !groups_by_key(&single) {
+            return Ok(None);
+        }
+        return Ok(Some(Arc::new(DenseKeyAggregateExec::try_new(single)?)));
+    }
+    let per_partition = plan.is::<ProjectionExec>()
+        || plan.is::<FilterExec>()
+        || (plan.downcast_ref::<SortExec>()).is_some_and(SortExec::preserve_partitioning);
+    match plan.children().as_slice() {
+        [child] if per_partition => match dense_pass(child)? {
+            Some(child) => Ok(Some(
+                Arc::clone(plan).replace_children(vec![child], recompute())?,
+            )),
+            None => Ok(None),
+        },
+        _ => Ok(None),
+    }
+}
+
 /// `plan` with its two-phase aggregations (partial, repartitioned by key, final
 /// partitioned) in one phase over their input's partitions coalesced: the one at its top,
 /// and those below it through projections, filters and other such aggregations. The
 /// rewrite stops at any other operator: one that requires its input partitioned (a
 /// partitioned hash join, a window) would no longer get it.
 fn single_phase(plan: Arc<dyn ExecutionPlan>, by_key: bool) -> Result<Arc<dyn ExecutionPlan>> {
-    let two_phases = plan
-        .downcast_ref::<AggregateExec>()
-        .filter(|last| *last.mode() == AggregateMode::FinalPartitioned)
-        .and_then(|last| last.input().downcast_ref::<RepartitionExec>())
-        .and_then(|repartition| repartition.input().downcast_ref::<AggregateExec>())
-        .filter(|first| *first.mode() == AggregateMode::Partial);
-    if let Some(first) = two_phases {
+    if let Some(first) = first_of_two_phases(&plan) {
         let mut input = single_phase(Arc::clone(first.input()), by_key)?;
         if input.output_partitioning().partition_count() > 1 {
             input = Arc::new(CoalescePartitionsExec::new(input));
@@ -378,6 +452,16 @@ fn single_phase(plan: Arc<dyn ExecutionPlan>, by_key: bool) -> Result<Arc<dyn Ex
         }
         _ => Ok(plan),
     }
+}
+
+/// The first phase of `plan` when it is the second of a two-phase aggregation: final,
+/// over the partial aggregation's groups repartitioned by key.
+fn first_of_two_phases(plan: &Arc<dyn ExecutionPlan>) -> Option<&AggregateExec> {
+    plan.downcast_ref::<AggregateExec>()
+        .filter(|last| *last.mode() == AggregateMode::FinalPartitioned)
+        .and_then(|last| last.input().downcast_ref::<RepartitionExec>())
+        .and_then(|repartition| repartition.input().downcast_ref::<AggregateExec>())
+        .filter(|first| *first.mode() == AggregateMode::Partial)
 }
 
 /// Children replaced with their properties (partitioning, ordering) derived anew.
@@ -794,46 +878,18 @@ mod tests {
 
     #[tokio::test]
     async fn grouped_passes_in_one_phase_give_the_same_groups() {
-        use datafusion::datasource::MemTable;
-        use datafusion::prelude::{SessionConfig, SessionContext};
-
         // Two partitions sharing keys, so that the two phases had groups to merge.
-        let schema = Arc::new(Schema::new(vec![
-            datafusion::arrow::datatypes::Field::new("k", DataType::Int64, false),
-            datafusion::arrow::datatypes::Field::new("v", DataType::Int64, true),
-        ]));
-        let batch = |keys: Vec<i64>, values: Vec<Option<i64>>| {
-            RecordBatch::try_new(
-                Arc::clone(&schema),
-                vec![
-                    Arc::new(Int64Array::from(keys)),
-                    Arc::new(Int64Array::from(values)),
-                ],
-            )
-            .expect("a batch of the table's schema")
-        };
-        let partitions = vec![
-            vec![batch(
-                vec![1, 2, 3, 1],
-                vec![Some(5), None, Some(7), Some(5)],
-            )],
-            vec![batch(vec![3, 1, 4], vec![Some(8), Some(6), Some(9)])],
+        let rows: [&[(Option<i64>, Option<i64>)]; 2] = [
+            &[
+                (Some(1), Some(5)),
+                (Some(2), None),
+                (Some(3), Some(7)),
+                (Some(1), Some(5)),
+            ],
+            &[(Some(3), Some(8)), (Some(1), Some(6)), (Some(4), Some(9))],
         ];
-        let table = MemTable::try_new(Arc::clone(&schema), partitions).expect("a table");
         // Joins partitioned by key, whatever their size.
-        let config = SessionConfig::new()
-            .with_target_partitions(2)
-            .set_usize(
-                "datafusion.optimizer.hash_join_single_partition_threshold",
-                0,
-            )
-            .set_usize(
-                "datafusion.optimizer.hash_join_single_partition_threshold_rows",
-                0,
-            );
-        let ctx = SessionContext::new_with_config(config);
-        ctx.register_table("t", Arc::new(table))
-            .expect("the table registered");
+        let ctx = key_value_context(&rows, true);
         let sorted = |batches: Vec<RecordBatch>| crate::exec::sorted_rows(&batches);
         // A plain grouped pass; a distinct count, two grouped passes in a row; passes over a
         // window and over a join of passes, which need their input partitioned by key and
@@ -899,6 +955,109 @@ mod tests {
             assert_eq!(got, expected, "{query}");
             assert_eq!(expected, groups, "{query}");
         }
+    }
+
+    #[tokio::test]
+    async fn passes_that_end_in_one_partition_aggregate_densely() {
+        // Two partitions sharing keys, and a null key.
+        let table: [&[(Option<i64>, Option<i64>)]; 2] = [
+            &[
+                (Some(1), Some(5)),
+                (Some(2), None),
+                (Some(3), Some(7)),
+                (None, Some(1)),
+            ],
+            &[(Some(3), Some(8)), (Some(1), Some(6)), (Some(4), Some(9))],
+        ];
+        let join = "SELECT b.k, a.s, b.c FROM (SELECT k, sum(v) AS s FROM t WHERE v > 5 GROUP BY k) a \
+                    RIGHT JOIN (SELECT k, count(*) AS c FROM t GROUP BY k) b ON a.k = b.k";
+        // The query, whether its joins are partitioned, and how many passes become dense:
+        // under a merge of sorted partitions, on both sides of a collected join, and none
+        // under a partitioned join, whose inputs must keep their partitions.
+        for (query, partitioned, dense, rows) in [
+            (
+                "SELECT k, sum(v) FROM t GROUP BY k ORDER BY k",
+                false,
+                1,
+                &["1,11", "2,", "3,15", "4,9", ",1"][..],
+            ),
+            (
+                join,
+                false,
+                2,
+                &["1,6,2", "2,,1", "3,15,2", "4,9,1", ",,1"][..],
+            ),
+            (
+                join,
+                true,
+                0,
+                &["1,6,2", "2,,1", "3,15,2", "4,9,1", ",,1"][..],
+            ),
+        ] {
+            let ctx = key_value_context(&table, partitioned);
+            let frame = ctx.sql(query).await.expect("the query planned");
+            let two_phases = (frame.create_physical_plan().await).expect("a physical plan");
+            let frame = ctx.sql(query).await.expect("the query planned");
+            let planned = (frame.create_physical_plan().await).expect("a physical plan");
+            let rewritten = (DensePassesOfOnePartition.optimize(planned, &ConfigOptions::new()))
+                .expect("the rewrite");
+            let shown = datafusion::physical_plan::displayable(rewritten.as_ref())
+                .indent(false)
+                .to_string();
+            assert_eq!(
+                shown.matches("DenseKeyAggregateExec").count(),
+                dense,
+                "{query}\n{shown}"
+            );
+            let sanity = datafusion::physical_optimizer::sanity_checker::SanityCheckPlan::new();
+            if let Err(error) = sanity.optimize(Arc::clone(&rewritten), &ConfigOptions::new()) {
+                panic!("{query}: {error}\n{shown}");
+            }
+            let run = |plan| datafusion::physical_plan::collect(plan, ctx.task_ctx());
+            let expected = crate::exec::sorted_rows(&run(two_phases).await.expect("the plan runs"));
+            let got = crate::exec::sorted_rows(&run(rewritten).await.expect("the plan runs"));
+            assert_eq!(got, expected, "{query}");
+            let mut rows: Vec<String> = rows.iter().map(ToString::to_string).collect();
+            rows.sort();
+            assert_eq!(expected, rows, "{query}");
+        }
+    }
+
+    /// A context of two target partitions with a table `t` of an integer key `k` and an
+    /// integer value `v`, both nullable, with one partition of `(k, v)` rows per element
+    /// of `partitions`. With `partitioned_joins`, its hash joins are partitioned by key
+    /// whatever their size.
+    fn key_value_context(
+        partitions: &[&[(Option<i64>, Option<i64>)]],
+        partitioned_joins: bool,
+    ) -> datafusion::prelude::SessionContext {
+        let schema = Arc::new(Schema::new(vec![
+            datafusion::arrow::datatypes::Field::new("k", DataType::Int64, true),
+            datafusion::arrow::datatypes::Field::new("v", DataType::Int64, true),
+        ]));
+        let batches: Vec<Vec<RecordBatch>> = partitions
+            .iter()
+            .map(|rows| {
+                let keys: Int64Array = rows.iter().map(|(key, _)| *key).collect();
+                let values: Int64Array = rows.iter().map(|(_, value)| *value).collect();
+                let columns: Vec<ArrayRef> = vec![Arc::new(keys), Arc::new(values)];
+                let batch = RecordBatch::try_new(Arc::clone(&schema), columns);
+                vec![batch.expect("a batch of the table's schema")]
+            })
+            .collect();
+        let table = datafusion::datasource::MemTable::try_new(schema, batches).expect("a table");
+        let mut config = datafusion::prelude::SessionConfig::new().with_target_partitions(2);
+        if partitioned_joins {
+            for threshold in ["", "_rows"] {
+                let key =
+                    format!("datafusion.optimizer.hash_join_single_partition_threshold{threshold}");
+                config = config.set_usize(&key, 0);
+            }
+        }
+        let ctx = datafusion::prelude::SessionContext::new_with_config(config);
+        ctx.register_table("t", Arc::new(table))
+            .expect("the table registered");
+        ctx
     }
 
     /// The modes of the aggregates in `plan`, top down.
