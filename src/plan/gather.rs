@@ -344,10 +344,10 @@ impl PhysicalOptimizerRule for SinglePhaseRelations {
 
 /// In process without a memory limit, the grouped passes of a plan without a gather (the
 /// members of one segment) whose rows end in one partition anyway aggregate in one phase
-/// by key ([`DenseKeyAggregateExec`]): a
-/// hash join's collected build side, a merge of sorted partitions, and the side a
-/// collected hash join probes with. Their two phases hashed every key into a table per
-/// partition, repartitioned the groups by key and merged them in a second table.
+/// by key ([`DenseKeyAggregateExec`]): a hash join's collected build side, a merge of
+/// sorted partitions, and the side a collected hash join probes with. Their two phases
+/// hashed every key into a table per partition, repartitioned the groups by key and
+/// merged them in a second table.
 ///
 /// Passes read by a join of partitioned inputs keep their partitions: the join's other
 /// input is partitioned as they are.
