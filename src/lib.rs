@@ -384,6 +384,13 @@ impl Session {
     pub(crate) fn planner(&self) -> Planner<'_> {
         Planner::new(&self.program, &self.schema, &self.tables, self.as_of)
             .with_own_aggregates(self.own_aggregates)
+    }
+
+    /// The planner of the members of one segment or condition: it also knows the range of
+    /// the profile keys, if they are one ([`Session::contiguous_profile_keys`]). Only these
+    /// plans use the range, so only they read the key check's record for it.
+    fn members_planner(&self) -> Planner<'_> {
+        self.planner()
             .with_contiguous_keys(self.contiguous_profile_keys())
     }
 
@@ -501,7 +508,7 @@ impl Session {
                     &self.sources,
                 ));
             }
-            [segment] => self.planner().members(&segment.condition, &with),
+            [segment] => self.members_planner().members(&segment.condition, &with),
             many => self.planner().members_of_many(many, &with),
         };
         planned.map_err(|e| Report::new(internal_error(&e.to_string()).into(), &self.sources))
@@ -578,7 +585,7 @@ impl Session {
         with: &[&str],
     ) -> Result<LogicalPlan, Report> {
         let with = self.output_columns(with)?;
-        self.planner()
+        self.members_planner()
             .members(condition, &with)
             .map_err(|e| Report::new(internal_error(&e.to_string()).into(), &self.sources))
     }

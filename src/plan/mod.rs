@@ -195,7 +195,7 @@ impl<'a> Planner<'a> {
     /// plans do not use it.
     pub fn with_contiguous_keys(self, range: Option<(i64, i64)>) -> Planner<'a> {
         Planner {
-            contiguous_keys: range,
+            contiguous_keys: range.filter(|_| !self.portable),
             ..self
         }
     }
@@ -614,7 +614,7 @@ impl<'a> Planner<'a> {
     ) -> Result<Option<LogicalPlanBuilder>> {
         let key = &self.catalog.profiles.key;
         let only_key = profile_columns.len() == 1 && profile_columns.contains(key);
-        let Some((low, high)) = self.contiguous_keys.filter(|_| only_key && !self.portable) else {
+        let Some((low, high)) = self.contiguous_keys.filter(|_| only_key) else {
             return Ok(None);
         };
         if self.profile_key_type() != Type::Int {
