@@ -11,6 +11,7 @@
 //! ```
 
 mod absence;
+mod count_distinct;
 mod count_true;
 mod dense_aggregate;
 mod edge;
@@ -66,11 +67,12 @@ pub fn register_own_functions(ctx: &SessionContext) {
     }
 }
 
-fn own_functions() -> [Arc<AggregateUDF>; 3] {
+fn own_functions() -> [Arc<AggregateUDF>; 4] {
     [
         edge::edge_udaf(edge::Edge::First),
         edge::edge_udaf(edge::Edge::Last),
         count_true::count_true_udaf(),
+        count_distinct::count_distinct_udaf(),
     ]
 }
 
@@ -515,7 +517,7 @@ impl<'a> Planner<'a> {
                 }
             }
             let measures_plan = match ids.as_slice() {
-                [id] if self.program.measures[*id].aggregate.groups_values() => {
+                [id] if has_value_pass(&self.program.measures[*id], self.own_aggregates) => {
                     self.value_pass(*id, &alias, &profile_key_type)?
                 }
                 [id] if has_edge_pass(&self.program.measures[*id], self.own_aggregates) => {
@@ -1156,6 +1158,18 @@ impl<'a> Planner<'a> {
         let aggregate = match measure.aggregate {
             Aggregate::Exists | Aggregate::Count => count(only_matching(lit(1))?),
             Aggregate::CountValues => count(only_matching(value())?),
+            // In this process only (see `has_value_pass`).
+            Aggregate::CountDistinct if self.own_aggregates => {
+                count_distinct::count_distinct(value())
+            }
+            Aggregate::Active(unit) if self.own_aggregates => {
+                let time = col(Column::from_name(time.name.as_str()));
+                count_distinct::count_distinct(date_trunc(lit(unit.name()), time))
+            }
+            Aggregate::ActivePeriods(period) if self.own_aggregates => {
+                let time = col(Column::from_name(time.name.as_str()));
+                count_distinct::count_distinct(self.period_index(time, period)?)
+            }
             Aggregate::CountDistinct
             | Aggregate::Mode
             | Aggregate::DistinctList
@@ -1360,11 +1374,29 @@ fn needs_cast(source: &DataType, language: &Type) -> bool {
 /// an aggregate over distinct values and for `first` and `last` in edge passes (see
 /// [`has_edge_pass`]), a pass of its own.
 pub fn measure_relation(id: usize, measure: &Measure, own_aggregates: bool) -> String {
-    if measure.aggregate.groups_values() || has_edge_pass(measure, own_aggregates) {
+    if has_value_pass(measure, own_aggregates) || has_edge_pass(measure, own_aggregates) {
         format!("__m_{}_{id}", measure.event)
     } else {
         measure_alias(&measure.event)
     }
+}
+
+/// Whether an aggregate over distinct values is computed in a pass of its own (the
+/// events grouped by key and value, then by key) rather than in the grouped pass.
+///
+/// In this process distinct counts (`count(distinct)`, `active_*`) are SegQL's own
+/// aggregate ([`count_distinct`]) in the grouped pass, which spares a scan of the event
+/// table per distinct count; the mode and `distinct_list` always have a pass of their own.
+pub fn has_value_pass(measure: &Measure, own_aggregates: bool) -> bool {
+    measure.aggregate.groups_values() && !(own_aggregates && counts_distinct(measure.aggregate))
+}
+
+/// Whether `aggregate` counts distinct values (of a column, of calendar units, of periods).
+fn counts_distinct(aggregate: Aggregate) -> bool {
+    matches!(
+        aggregate,
+        Aggregate::CountDistinct | Aggregate::Active(_) | Aggregate::ActivePeriods(_)
+    )
 }
 
 /// Whether `first` or `last` is computed in an edge pass of its own (the earliest or
