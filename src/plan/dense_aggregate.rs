@@ -105,6 +105,10 @@ pub fn dense_or_hashed(aggregate: AggregateExec) -> Result<Arc<dyn ExecutionPlan
 pub struct DenseKeyAggregateExec {
     /// The aggregation computed: its input, key, aggregates, filters and schema.
     aggregate: Arc<AggregateExec>,
+    /// Whether the groups come out as one batch rather than batches of the session's
+    /// batch size: a gather keeps a relation as one batch, which it would otherwise
+    /// copy its batches into.
+    one_batch: bool,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
 }
@@ -118,9 +122,20 @@ impl DenseKeyAggregateExec {
         let properties = Arc::clone(aggregate.properties());
         Ok(DenseKeyAggregateExec {
             aggregate: Arc::new(aggregate),
+            one_batch: false,
             properties,
             metrics: ExecutionPlanMetricsSet::new(),
         })
+    }
+
+    /// The same aggregation, its groups coming out as one batch.
+    pub fn in_one_batch(&self) -> DenseKeyAggregateExec {
+        DenseKeyAggregateExec {
+            aggregate: Arc::clone(&self.aggregate),
+            one_batch: true,
+            properties: Arc::clone(&self.properties),
+            metrics: ExecutionPlanMetricsSet::new(),
+        }
     }
 }
 
@@ -133,7 +148,13 @@ impl DisplayAs for DenseKeyAggregateExec {
         let (key, name) = &self.aggregate.group_expr().expr()[0];
         match format {
             DisplayFormatType::TreeRender => write!(f, "gby={name}"),
-            _ => write!(f, "gby=[{key} as {name}], aggr=[{}]", functions.join(", ")),
+            _ => {
+                write!(f, "gby=[{key} as {name}], aggr=[{}]", functions.join(", "))?;
+                if self.one_batch {
+                    write!(f, ", one batch")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -165,7 +186,11 @@ impl ExecutionPlan for DenseKeyAggregateExec {
         let [input] = <[_; 1]>::try_from(children)
             .map_err(|_| datafusion::common::internal_datafusion_err!("one input expected"))?;
         let aggregate = one_phase(&self.aggregate, input)?;
-        Ok(Arc::new(DenseKeyAggregateExec::try_new(aggregate)?))
+        let dense = DenseKeyAggregateExec::try_new(aggregate)?;
+        Ok(Arc::new(DenseKeyAggregateExec {
+            one_batch: self.one_batch,
+            ..dense
+        }))
     }
 
     fn execute(
@@ -196,7 +221,10 @@ impl ExecutionPlan for DenseKeyAggregateExec {
         let mut table = Table::new(key, accumulators, reservation, arguments_time);
         let schema = aggregate.schema();
         let output_schema = Arc::clone(&schema);
-        let batch_size = context.session_config().batch_size().max(1);
+        let batch_size = match self.one_batch {
+            true => usize::MAX,
+            false => context.session_config().batch_size().max(1),
+        };
         let baseline = BaselineMetrics::new(&self.metrics, partition);
         let stream = futures::stream::once(async move {
             let mut input = input;

@@ -325,7 +325,8 @@ impl PhysicalOptimizerRule for SinglePhaseRelations {
             };
             let mut children = vec![Arc::clone(&gather.children[0])];
             for relation in &gather.children[1..] {
-                children.push(single_phase(Arc::clone(relation), self.by_key)?);
+                let relation = single_phase(Arc::clone(relation), self.by_key)?;
+                children.push(in_one_batch(relation)?);
             }
             let gather = Arc::clone(&node).replace_children(children, recompute())?;
             Ok(Transformed::new(gather, true, TreeNodeRecursion::Jump))
@@ -448,6 +449,23 @@ fn single_phase(plan: Arc<dyn ExecutionPlan>, by_key: bool) -> Result<Arc<dyn Ex
     match plan.children().as_slice() {
         [child] if row_by_row => {
             let child = single_phase(Arc::clone(child), by_key)?;
+            plan.replace_children(vec![child], recompute())
+        }
+        _ => Ok(plan),
+    }
+}
+
+/// `plan` with the dense aggregation it reaches through projections and filters, if it
+/// has one, emitting its groups in one batch: the gather keeps each relation as one
+/// batch, and would otherwise copy the aggregation's batches into one.
+fn in_one_batch(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
+    if let Some(dense) = plan.downcast_ref::<DenseKeyAggregateExec>() {
+        return Ok(Arc::new(dense.in_one_batch()));
+    }
+    let row_by_row = plan.is::<ProjectionExec>() || plan.is::<FilterExec>();
+    match plan.children().as_slice() {
+        [child] if row_by_row => {
+            let child = in_one_batch(Arc::clone(child))?;
             plan.replace_children(vec![child], recompute())
         }
         _ => Ok(plan),
