@@ -1125,12 +1125,9 @@ impl<'a> Planner<'a> {
     /// them aggregates plainly.
     fn measure_aggregate(&self, id: usize, time: &TimeColumn, scan: &ScanBounds) -> Result<Expr> {
         let measure = &self.program.measures[id];
+        // The window's bounds first: comparing times is cheap and usually leaves few rows,
+        // and `AND` evaluates its right side over the rows its left side leaves undecided.
         let mut conditions = Vec::new();
-        if let Some(filter) = &measure.filter
-            && scan.filter.as_ref() != Some(filter)
-        {
-            conditions.push(expr::lower_event(filter, self.as_of, self.portable)?);
-        }
         if let Some(start) = measure.window.start.map(|s| s.resolve(self.as_of))
             && scan.start != Some(start)
         {
@@ -1140,6 +1137,11 @@ impl<'a> Planner<'a> {
             && scan.end != Some(end)
         {
             conditions.push(time.before(end));
+        }
+        if let Some(filter) = &measure.filter
+            && scan.filter.as_ref() != Some(filter)
+        {
+            conditions.push(expr::lower_event(filter, self.as_of, self.portable)?);
         }
         let condition = conditions.into_iter().reduce(Expr::and);
         let column_name = measure.column.clone().unwrap_or_default();
