@@ -386,9 +386,10 @@ impl Session {
             .with_own_aggregates(self.own_aggregates)
     }
 
-    /// The planner of the members of one segment or condition: it also knows the range of
-    /// the profile keys, if they are one ([`Session::contiguous_profile_keys`]). Only these
-    /// plans use the range, so only they read the key check's record for it.
+    /// The planner of members and counts: it also knows the range of the profile keys, if
+    /// they are one ([`Session::contiguous_profile_keys`]). Only these plans use the range
+    /// (the members of one segment or condition, and the gather of many segments' members
+    /// or counts), so only they read the key check's record for it.
     fn members_planner(&self) -> Planner<'_> {
         self.planner()
             .with_contiguous_keys(self.contiguous_profile_keys())
@@ -509,7 +510,7 @@ impl Session {
                 ));
             }
             [segment] => self.members_planner().members(&segment.condition, &with),
-            many => self.planner().members_of_many(many, &with),
+            many => self.members_planner().members_of_many(many, &with),
         };
         planned.map_err(|e| Report::new(internal_error(&e.to_string()).into(), &self.sources))
     }
@@ -601,7 +602,7 @@ impl Session {
                 &self.sources,
             ));
         }
-        self.planner()
+        self.members_planner()
             .counts(&segments)
             .map_err(|e| Report::new(internal_error(&e.to_string()).into(), &self.sources))
     }

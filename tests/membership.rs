@@ -1255,21 +1255,8 @@ time = "ts"
     .expect("catalog");
     // The key check records only files settled for a while (see `segql::verified`).
     std::thread::sleep(segql::verified::SETTLED + std::time::Duration::from_millis(200));
-
-    let open = |remember: bool| {
-        let catalog = dir.path().join("segql.toml");
-        let records = dir.path().join("records");
-        async move {
-            let mut session = Session::open(&catalog).await.expect("open");
-            if remember {
-                session.remember_verified_keys(segql::verified::VerifiedKeys::new(records));
-            }
-            session.check_profile_keys().await.expect("unique keys");
-            session
-        }
-    };
-    let mut ranged = open(true).await;
-    let mut joined = open(false).await;
+    let mut ranged = checked_session(dir.path(), true).await;
+    let mut joined = checked_session(dir.path(), false).await;
     let members = |session: &mut Session, condition: &str| {
         let typed = (session.check_condition("<test>", condition))
             .unwrap_or_else(|report| panic!("`{condition}` does not check:\n{report}"));
@@ -1311,5 +1298,160 @@ time = "ts"
             shown.contains("TableScan: profiles"),
             "`{condition}`:\n{shown}"
         );
+    }
+}
+
+/// The session of the catalog `segql.toml` in `dir`, its profile keys checked, and, with
+/// `remember`, the check remembered in `dir/records` (so a range of keys is known).
+async fn checked_session(dir: &Path, remember: bool) -> Session {
+    let mut session = Session::open(&dir.join("segql.toml")).await.expect("open");
+    if remember {
+        let records = segql::verified::VerifiedKeys::new(dir.join("records"));
+        session.remember_verified_keys(records);
+    }
+    session.check_profile_keys().await.expect("unique keys");
+    session
+}
+
+/// Many segments counted and listed together gather their relations to the profiles. With
+/// the profile keys known as a range, each grouped pass has a row for every key of it,
+/// in order (`DenseKeyAggregateExec::in_key_range`), and the gather takes them as slices:
+/// a key without events must still look like one without a row (no events, a null `min`),
+/// and events of keys outside the range or without a key must count for no one.
+#[tokio::test]
+async fn relations_gathered_by_key_range_give_the_same_members() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let profiles: String = (1..=12)
+        .map(|key| format!("{key},{}\n", 20 + key))
+        .collect();
+    let write = |name: &str, text: String| {
+        std::fs::write(dir.path().join(name), text).expect("a data file");
+    };
+    write("customers.csv", format!("customer_id,age\n{profiles}"));
+    // Customer 2's only purchase has no amount; keys 0, 13 and -2 are no profile's.
+    write(
+        "purchased.csv",
+        "customer_id,ts,amount,category\n\
+         1,1998-05-01T10:00:00,10.0,a\n\
+         1,1998-05-02T10:00:00,30.0,b\n\
+         2,1998-06-25T10:00:00,,a\n\
+         3,1998-06-20T10:00:00,100.0,c\n\
+         5,1998-04-01T10:00:00,5.0,a\n\
+         5,1998-04-02T10:00:00,5.0,a\n\
+         0,1998-06-01T10:00:00,1000.0,a\n\
+         13,1998-06-01T10:00:00,1000.0,b\n\
+         -2,1998-06-01T10:00:00,1000.0,c\n\
+         ,1998-06-01T10:00:00,1000.0,a\n"
+            .to_string(),
+    );
+    let events = |keys: &[&str]| -> String {
+        let rows: String = (keys.iter())
+            .map(|key| format!("{key},1998-06-10T10:00:00\n"))
+            .collect();
+        format!("customer_id,ts\n{rows}")
+    };
+    write("viewed.csv", events(&["1", "4", "6", "13", ""]));
+    write("email_opened.csv", events(&["2", "4", "8", "99"]));
+    write("ticket_opened.csv", events(&["6", "12", "0"]));
+    let tables: String = ["purchased", "viewed", "email_opened", "ticket_opened"]
+        .iter()
+        .map(|name| {
+            format!(
+                "[events.{name}]\nsource = \"{name}.csv\"\nkey = \"customer_id\"\ntime = \"ts\"\n\n"
+            )
+        })
+        .collect();
+    write(
+        "segql.toml",
+        format!(
+            "as_of = \"1998-07-01T00:00:00\"\n\n[profiles]\nsource = \"customers.csv\"\n\
+             key = \"customer_id\"\n\n{tables}"
+        ),
+    );
+    let segments: [(&str, &str, &[i64]); 16] = [
+        ("bought", "purchased", &[1, 2, 3, 5]),
+        ("twice", "count(purchased) >= 2", &[1, 5]),
+        ("spent", "sum(purchased.amount) >= 40", &[1, 3]),
+        (
+            "spent_nothing",
+            "sum(purchased.amount) = 0",
+            &[2, 4, 6, 7, 8, 9, 10, 11, 12],
+        ),
+        (
+            "no_amount",
+            "purchased and min(purchased.amount) is null",
+            &[2],
+        ),
+        ("cheap", "min(purchased.amount) < 20", &[1, 5]),
+        ("average", "avg(purchased.amount) >= 20", &[1, 3]),
+        ("varied", "count(distinct purchased.category) >= 2", &[1]),
+        ("first_a", "first(purchased.category) = \"a\"", &[1, 2, 5]),
+        ("last_b", "last(purchased.category) = \"b\"", &[1]),
+        ("recent", "purchased within 30d", &[2, 3]),
+        ("browsed_only", "viewed and not purchased", &[4, 6]),
+        ("mailed", "email_opened", &[2, 4, 8]),
+        ("complained", "ticket_opened", &[6, 12]),
+        (
+            "silent",
+            "not viewed and not email_opened and not ticket_opened and not purchased",
+            &[7, 9, 10, 11],
+        ),
+        (
+            "everyone",
+            "age > 0",
+            &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
+        ),
+    ];
+    let file: String = (segments.iter())
+        .map(|(name, condition, _)| format!("segment {name} = {condition}\n"))
+        .collect();
+    // The key check records only files settled for a while (see `segql::verified`).
+    std::thread::sleep(segql::verified::SETTLED + std::time::Duration::from_millis(200));
+    let names: Vec<&str> = segments.iter().map(|(name, _, _)| *name).collect();
+    for remember in [true, false] {
+        let mut session = checked_session(dir.path(), remember).await;
+        (session.add_source("segments.seg", &file)).expect("the segments check");
+        let plan = session.plan_counts(&names).expect("a plan");
+        let shown = session.explain_analyze(plan).await.expect("explained");
+        assert_eq!(
+            shown.contains("keys 1 to 12 first"),
+            remember,
+            "grouped passes by key range only with the range known:\n{shown}"
+        );
+        let counts = session.counts(&names).await.expect("counts");
+        let expected: Vec<(String, u64)> = (segments.iter())
+            .map(|(name, _, members)| (name.to_string(), members.len() as u64))
+            .collect();
+        assert_eq!(counts, expected, "counts, range known: {remember}");
+        let plan = session.plan_segments(&names, &[]).expect("a plan");
+        let batches = session.execute(plan).await.expect("members");
+        let mut found: std::collections::BTreeMap<String, BTreeSet<i64>> = Default::default();
+        for batch in &batches {
+            let segment = datafusion::arrow::compute::cast(
+                batch.column_by_name("segment").expect("a segment column"),
+                &datafusion::arrow::datatypes::DataType::Utf8,
+            )
+            .expect("segment names");
+            let segment = segment
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::StringArray>();
+            let key = batch.column_by_name("customer_id").expect("a key column");
+            let key = key
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .expect("integer keys");
+            for row in 0..batch.num_rows() {
+                let name = segment.expect("strings").value(row).to_string();
+                found.entry(name).or_default().insert(key.value(row));
+            }
+        }
+        for (name, _, members) in segments {
+            let members: BTreeSet<i64> = members.iter().copied().collect();
+            let listed = found.remove(name).unwrap_or_default();
+            assert_eq!(
+                listed, members,
+                "members of {name}, range known: {remember}"
+            );
+        }
     }
 }

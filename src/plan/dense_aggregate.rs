@@ -27,14 +27,14 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch};
 use datafusion::arrow::buffer::NullBuffer;
 use datafusion::arrow::compute::{max, min};
-use datafusion::arrow::datatypes::{DataType, Int64Type};
+use datafusion::arrow::datatypes::{DataType, Int64Type, Schema};
 use datafusion::common::internal_err;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
-use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
 use datafusion::physical_plan::metrics::{
     BaselineMetrics, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet, Time,
@@ -90,6 +90,26 @@ pub fn groups_by_key(aggregate: &AggregateExec) -> bool {
         })
 }
 
+/// The aggregates a [`DenseKeyAggregateExec`] may compute in a key range
+/// ([`DenseKeyAggregateExec::in_key_range`]): a group without rows gives each of them its
+/// value over no rows (0 for the counts, null for the others).
+const RANGED_AGGREGATES: [&str; 8] = [
+    "count",
+    "sum",
+    "avg",
+    "min",
+    "max",
+    "segql_first",
+    "segql_last",
+    "segql_count_distinct",
+];
+
+/// Whether every aggregate of `dense` is one of [`RANGED_AGGREGATES`].
+pub fn computes_in_key_range(dense: &DenseKeyAggregateExec) -> bool {
+    (dense.aggregate.aggr_expr().iter())
+        .all(|function| RANGED_AGGREGATES.contains(&function.fun().name()))
+}
+
 /// `aggregate` as a [`DenseKeyAggregateExec`] if that computes it, else as it is.
 pub fn dense_or_hashed(aggregate: AggregateExec) -> Result<Arc<dyn ExecutionPlan>> {
     if groups_by_key(&aggregate) {
@@ -109,6 +129,10 @@ pub struct DenseKeyAggregateExec {
     /// batch size: a gather keeps a relation as one batch, which it would otherwise
     /// copy its batches into.
     one_batch: bool,
+    /// With a range `(low, len)`, the keys `low..low + len` are the groups `0..len` from
+    /// the start, in order, whether they have rows or not (a group without rows has a null
+    /// key); other keys follow as they come. See [`DenseKeyAggregateExec::in_key_range`].
+    key_range: Option<(i64, usize)>,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
 }
@@ -123,6 +147,7 @@ impl DenseKeyAggregateExec {
         Ok(DenseKeyAggregateExec {
             aggregate: Arc::new(aggregate),
             one_batch: false,
+            key_range: None,
             properties,
             metrics: ExecutionPlanMetricsSet::new(),
         })
@@ -133,8 +158,32 @@ impl DenseKeyAggregateExec {
         DenseKeyAggregateExec {
             aggregate: Arc::clone(&self.aggregate),
             one_batch: true,
+            key_range: self.key_range,
             properties: Arc::clone(&self.properties),
             metrics: ExecutionPlanMetricsSet::new(),
+        }
+    }
+
+    /// The same aggregation in one batch whose first `len` rows are the groups of the keys
+    /// `low..low + len`, in order, each whether it has rows or not: the row of key `k` is
+    /// at `k - low`. A key without rows has a null key and every aggregate's value over no
+    /// rows (a count's 0, null for most others); keys outside the range and the null key
+    /// follow as they come.
+    ///
+    /// A gather of profiles whose keys are that range then takes each batch's rows as a
+    /// slice, and the accumulators are sized once, for every key, instead of growing.
+    pub fn in_key_range(&self, low: i64, len: usize) -> DenseKeyAggregateExec {
+        // The key is null where it had no rows.
+        let schema = self.aggregate.schema();
+        let mut fields = schema.fields().to_vec();
+        fields[0] = Arc::new(fields[0].as_ref().clone().with_nullable(true));
+        let schema = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
+        let properties = (self.properties.as_ref().clone())
+            .with_eq_properties(EquivalenceProperties::new(schema));
+        DenseKeyAggregateExec {
+            key_range: Some((low, len)),
+            properties: Arc::new(properties),
+            ..self.in_one_batch()
         }
     }
 }
@@ -150,8 +199,12 @@ impl DisplayAs for DenseKeyAggregateExec {
             DisplayFormatType::TreeRender => write!(f, "gby={name}"),
             _ => {
                 write!(f, "gby=[{key} as {name}], aggr=[{}]", functions.join(", "))?;
-                if self.one_batch {
-                    write!(f, ", one batch")?;
+                match self.key_range {
+                    Some((low, len)) => {
+                        write!(f, ", keys {low} to {} first", low + len as i64 - 1)?
+                    }
+                    None if self.one_batch => write!(f, ", one batch")?,
+                    None => {}
                 }
                 Ok(())
             }
@@ -185,11 +238,11 @@ impl ExecutionPlan for DenseKeyAggregateExec {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let [input] = <[_; 1]>::try_from(children)
             .map_err(|_| datafusion::common::internal_datafusion_err!("one input expected"))?;
-        let aggregate = one_phase(&self.aggregate, input)?;
-        let dense = DenseKeyAggregateExec::try_new(aggregate)?;
-        Ok(Arc::new(DenseKeyAggregateExec {
-            one_batch: self.one_batch,
-            ..dense
+        let dense = DenseKeyAggregateExec::try_new(one_phase(&self.aggregate, input)?)?;
+        Ok(Arc::new(match self.key_range {
+            Some((low, len)) => dense.in_key_range(low, len),
+            None if self.one_batch => dense.in_one_batch(),
+            None => dense,
         }))
     }
 
@@ -219,7 +272,12 @@ impl ExecutionPlan for DenseKeyAggregateExec {
         let arguments_time =
             MetricBuilder::new(&self.metrics).subset_time("aggregate_arguments_time", partition);
         let mut table = Table::new(key, accumulators, reservation, arguments_time);
-        let schema = aggregate.schema();
+        if let Some((low, len)) = self.key_range {
+            table.range(low, len)?;
+            // Every accumulator sized for the range at once, rows or not.
+            table.add(&RecordBatch::new_empty(aggregate.input().schema()))?;
+        }
+        let schema = self.schema();
         let output_schema = Arc::clone(&schema);
         let batch_size = match self.one_batch {
             true => usize::MAX,
@@ -276,6 +334,11 @@ struct Table {
     keys: Vec<i64>,
     /// The group of the null key, if there was one.
     null_group: Option<u32>,
+    /// With a key range (see [`DenseKeyAggregateExec::in_key_range`]), its length: the
+    /// groups `0..len` are its keys, `keys` holds those of the groups after them, and
+    /// `seen` whether each key of the range had rows. Without one, 0.
+    range_len: usize,
+    seen: Vec<bool>,
     /// The current batch's group of each row.
     indices: Vec<usize>,
     accumulators: Vec<Accumulator>,
@@ -298,6 +361,8 @@ impl Table {
             outside: HashMap::default(),
             keys: Vec::new(),
             null_group: None,
+            range_len: 0,
+            seen: Vec::new(),
             indices: Vec::new(),
             accumulators,
             reservation,
@@ -305,11 +370,35 @@ impl Table {
         }
     }
 
+    /// Makes the keys `low..low + len` the groups `0..len`.
+    fn range(&mut self, low: i64, len: usize) -> Result<()> {
+        if len >= (NO_GROUP / 2) as usize {
+            return internal_err!(
+                "a key range of {len} keys is more than a dense aggregation numbers"
+            );
+        }
+        self.reservation.try_grow(len)?;
+        self.low = low;
+        self.range_len = len;
+        self.seen = vec![false; len];
+        Ok(())
+    }
+
+    /// How many groups there are.
+    fn groups(&self) -> usize {
+        self.range_len + self.keys.len()
+    }
+
     fn add(&mut self, batch: &RecordBatch) -> Result<()> {
         let rows = batch.num_rows();
         let keys = self.key.evaluate(batch)?.into_array(rows)?;
         self.assign_groups(keys.as_primitive::<Int64Type>())?;
-        let groups = self.keys.len();
+        let groups = self.groups();
+        // With a key range, groups exist before their first row. DataFusion's accumulators
+        // take a batch without a filter (and without nulls) as a value for every group
+        // there is (`NullState`), so each gets a filter, all true where it has none.
+        let every_row: Option<ArrayRef> = (self.range_len > 0)
+            .then(|| Arc::new(BooleanArray::from(vec![true; rows])) as ArrayRef);
         for accumulator in &mut self.accumulators {
             let timer = self.arguments_time.timer();
             let arguments = (accumulator.arguments.iter())
@@ -317,7 +406,7 @@ impl Table {
                 .collect::<Result<Vec<ArrayRef>>>()?;
             let filter = match &accumulator.filter {
                 Some(filter) => Some(filter.evaluate(batch)?.into_array(rows)?),
-                None => None,
+                None => every_row.clone(),
             };
             timer.done();
             let filter: Option<&BooleanArray> = filter.as_ref().map(|f| f.as_boolean());
@@ -328,8 +417,12 @@ impl Table {
 
     /// Fills `indices` with the group of each of `keys`, making new groups as they come.
     fn assign_groups(&mut self, keys: &Int64Array) -> Result<()> {
-        if self.keys.len() + keys.len() >= NO_GROUP as usize {
+        if self.groups() + keys.len() >= NO_GROUP as usize {
             return internal_err!("more groups than a dense aggregation numbers");
+        }
+        if self.range_len > 0 {
+            self.assign_in_range(keys);
+            return Ok(());
         }
         self.rows += keys.len();
         if let (Some(low), Some(high)) = (min(keys), max(keys)) {
@@ -369,6 +462,45 @@ impl Table {
             indices.push(group as usize);
         }
         Ok(())
+    }
+
+    /// [`Table::assign_groups`] with a key range: a key's distance from its low end is its
+    /// group; other keys are numbered after the range as they come.
+    fn assign_in_range(&mut self, keys: &Int64Array) {
+        self.indices.clear();
+        self.indices.reserve(keys.len());
+        let Table {
+            low,
+            range_len,
+            seen,
+            outside,
+            keys: group_keys,
+            null_group,
+            indices,
+            ..
+        } = self;
+        let (low, range_len) = (*low, *range_len);
+        let mut new_group = |key: i64| {
+            group_keys.push(key);
+            (range_len + group_keys.len() - 1) as u32
+        };
+        let nulls = keys.nulls();
+        for (row, &key) in keys.values().iter().enumerate() {
+            let group = if nulls.is_some_and(|nulls| nulls.is_null(row)) {
+                *null_group.get_or_insert_with(|| new_group(0))
+            } else {
+                // Keys below `low` wrap to far beyond the range.
+                let at = key.wrapping_sub(low) as u64 as usize;
+                match seen.get_mut(at) {
+                    Some(seen) => {
+                        *seen = true;
+                        at as u32
+                    }
+                    None => *outside.entry(key).or_insert_with(|| new_group(key)),
+                }
+            };
+            indices.push(group as usize);
+        }
     }
 
     /// Grows the slots to cover the keys `low..=high` if they may have that many, at
@@ -424,6 +556,7 @@ impl Table {
             + self.keys.capacity() * size_of::<i64>()
             + self.outside.capacity() * (size_of::<(i64, u32)>() + 1)
             + self.indices.capacity() * size_of::<usize>()
+            + self.seen.capacity()
             + (self.accumulators.iter())
                 .map(|accumulator| accumulator.groups.size())
                 .sum::<usize>();
@@ -433,10 +566,20 @@ impl Table {
     /// Every group: its key and each aggregate's value, in the order the groups came.
     fn finish(&mut self, schema: datafusion::arrow::datatypes::SchemaRef) -> Result<RecordBatch> {
         self.slots = Vec::new();
-        let nulls = self.null_group.map(|group| {
-            NullBuffer::from_iter((0..self.keys.len()).map(|at| at != group as usize))
-        });
-        let keys = Int64Array::new(std::mem::take(&mut self.keys).into(), nulls);
+        let (low, range_len) = (self.low, self.range_len);
+        let groups = self.groups();
+        let (null_group, seen) = (self.null_group, std::mem::take(&mut self.seen));
+        let present = |group: usize| match group.checked_sub(range_len) {
+            None => seen[group],
+            Some(_) => null_group != Some(group as u32),
+        };
+        let nulls = (null_group.is_some() || seen.contains(&false))
+            .then(|| NullBuffer::from_iter((0..groups).map(present)));
+        let values: Vec<i64> = (0..range_len as i64)
+            .map(|at| low + at)
+            .chain(std::mem::take(&mut self.keys))
+            .collect();
+        let keys = Int64Array::new(values.into(), nulls);
         let mut columns: Vec<ArrayRef> = vec![Arc::new(keys)];
         for accumulator in &mut self.accumulators {
             columns.push(accumulator.groups.evaluate(EmitTo::All)?);
@@ -545,7 +688,7 @@ mod tests {
         let shown = displayable(dense.as_ref()).indent(true).to_string();
         assert!(shown.contains("DenseKeyAggregateExec"), "{shown}");
 
-        let expected = datafusion::physical_plan::collect(hashed, ctx.task_ctx())
+        let expected = datafusion::physical_plan::collect(Arc::clone(&hashed), ctx.task_ctx())
             .await
             .expect("DataFusion's groups");
         let found = datafusion::physical_plan::collect(dense, ctx.task_ctx())
@@ -564,6 +707,62 @@ mod tests {
             .collect();
         assert_eq!(found_counts, counts);
         assert_eq!(found.len(), counted.len() + 1, "every key and the null key");
+
+        // In a key range: the keys -10 to 1489 first, in order, each with its groups' row,
+        // or a null key and the values over no rows; the other keys and the null key after.
+        let mut aggregates = Vec::new();
+        hashed
+            .apply(|node| {
+                if let Some(aggregate) = node.downcast_ref::<AggregateExec>()
+                    && groups_by_key(aggregate)
+                {
+                    aggregates.push(one_phase(aggregate, Arc::clone(aggregate.input()))?);
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+            .expect("the plan searched");
+        let [aggregate] = <[_; 1]>::try_from(aggregates).expect("one aggregation");
+        let (low, len) = (-10, 1500);
+        let ranged = DenseKeyAggregateExec::try_new(aggregate)
+            .expect("a dense aggregation")
+            .in_key_range(low, len);
+        assert!(computes_in_key_range(&ranged));
+        let ranged = datafusion::physical_plan::collect(Arc::new(ranged), ctx.task_ctx())
+            .await
+            .expect("the groups of the range");
+        let ranged = rows_in_order(&ranged);
+        let mut listed = Vec::new();
+        for (at, row) in ranged.iter().enumerate().take(len) {
+            match row.split_once(',') {
+                Some(("", values)) => assert_eq!(values, "0,0,,,,", "key {}", low + at as i64),
+                Some((key, _)) => {
+                    assert_eq!(key, (low + at as i64).to_string());
+                    listed.push(row.clone());
+                }
+                None => panic!("a row without columns: {row}"),
+            }
+        }
+        listed.extend(ranged[len..].iter().cloned());
+        listed.sort();
+        assert_eq!(listed, found);
+    }
+
+    /// The rows of `batches` in order, each as its cells joined by commas (empty: null).
+    fn rows_in_order(batches: &[RecordBatch]) -> Vec<String> {
+        use datafusion::arrow::util::display::array_value_to_string;
+        (batches.iter())
+            .flat_map(|batch| {
+                (0..batch.num_rows()).map(move |row| {
+                    (batch.columns().iter())
+                        .map(|column| match column.is_null(row) {
+                            true => String::new(),
+                            false => array_value_to_string(column, row).expect("a cell"),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+            })
+            .collect()
     }
 
     #[test]

@@ -79,7 +79,9 @@ use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, Phy
 use futures::{StreamExt, TryStreamExt};
 use tokio::sync::OnceCell;
 
-use super::dense_aggregate::{DenseKeyAggregateExec, dense_or_hashed, groups_by_key, one_phase};
+use super::dense_aggregate::{
+    DenseKeyAggregateExec, computes_in_key_range, dense_or_hashed, groups_by_key, one_phase,
+};
 
 /// The logical node: its first input is the profiles, the others the relations, each
 /// joined on its key column (`keys`, one per input) to the profiles' key.
@@ -89,7 +91,21 @@ pub struct Gather {
     keys: Vec<Column>,
     /// Relation columns with a value in place of null (see [`gather`]).
     absent: Vec<(Column, ScalarValue)>,
+    ranges: KeyRanges,
     schema: DFSchemaRef,
+}
+
+/// What lets a gather take relations' rows by the keys' positions in a range.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd)]
+pub struct KeyRanges {
+    /// Every profile key is an integer of `low..=high` (see
+    /// [`super::Planner::with_contiguous_keys`]).
+    pub profile_keys: Option<(i64, i64)>,
+    /// For each relation, whether a row of its aggregates over no events is the same as no
+    /// row: every column's value over no events is null, or the value the gather puts in
+    /// place of null (a count's 0). Such a relation may have a row for every key of the
+    /// range ([`DenseKeyAggregateExec::in_key_range`]).
+    pub empty_rows_absent: Vec<bool>,
 }
 
 /// `profiles` with the columns of every relation in `relations` (each a plan and its key
@@ -101,6 +117,7 @@ pub fn gather(
     profile_key: Column,
     relations: Vec<(LogicalPlan, Column)>,
     absent: Vec<(Column, ScalarValue)>,
+    ranges: KeyRanges,
 ) -> Result<LogicalPlan> {
     let (mut inputs, mut keys) = (vec![profiles], vec![profile_key]);
     for (relation, key) in relations {
@@ -108,7 +125,7 @@ pub fn gather(
         keys.push(key);
     }
     Ok(LogicalPlan::Extension(Extension {
-        node: Arc::new(Gather::try_new(inputs, keys, absent)?),
+        node: Arc::new(Gather::try_new(inputs, keys, absent, ranges)?),
     }))
 }
 
@@ -117,9 +134,15 @@ impl Gather {
         inputs: Vec<LogicalPlan>,
         keys: Vec<Column>,
         absent: Vec<(Column, ScalarValue)>,
+        ranges: KeyRanges,
     ) -> Result<Gather> {
         if inputs.len() != keys.len() || inputs.is_empty() {
             return internal_err!("a gather needs one key column per input");
+        }
+        if !ranges.empty_rows_absent.is_empty()
+            && ranges.empty_rows_absent.len() + 1 != inputs.len()
+        {
+            return internal_err!("a gather's ranges name every relation or none");
         }
         for (input, key) in inputs.iter().zip(&keys) {
             input.schema().index_of_column(key)?;
@@ -139,6 +162,7 @@ impl Gather {
             inputs,
             keys,
             absent,
+            ranges,
             schema,
         })
     }
@@ -187,7 +211,10 @@ impl PartialOrd for Gather {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         match self.inputs.partial_cmp(&other.inputs) {
             Some(Ordering::Equal) => match self.keys.partial_cmp(&other.keys) {
-                Some(Ordering::Equal) => self.absent.partial_cmp(&other.absent),
+                Some(Ordering::Equal) => match self.absent.partial_cmp(&other.absent) {
+                    Some(Ordering::Equal) => self.ranges.partial_cmp(&other.ranges),
+                    order => order,
+                },
                 order => order,
             },
             order => order,
@@ -221,7 +248,12 @@ impl UserDefinedLogicalNodeCore for Gather {
     }
 
     fn with_exprs_and_inputs(&self, _exprs: Vec<Expr>, inputs: Vec<LogicalPlan>) -> Result<Self> {
-        Gather::try_new(inputs, self.keys.clone(), self.absent.clone())
+        Gather::try_new(
+            inputs,
+            self.keys.clone(),
+            self.absent.clone(),
+            self.ranges.clone(),
+        )
     }
 
     /// The columns each input must give for `output_columns`: those of its own that are
@@ -292,6 +324,7 @@ impl ExtensionPlanner for GatherPlanner {
             physical_inputs.to_vec(),
             keys,
             gather.absent_values()?,
+            gather.ranges.clone(),
         )?)))
     }
 }
@@ -324,9 +357,10 @@ impl PhysicalOptimizerRule for SinglePhaseRelations {
                 return Ok(Transformed::no(node));
             };
             let mut children = vec![Arc::clone(&gather.children[0])];
-            for relation in &gather.children[1..] {
+            for (at, relation) in gather.children[1..].iter().enumerate() {
                 let relation = single_phase(Arc::clone(relation), self.by_key)?;
-                children.push(in_one_batch(relation)?);
+                let range = gather.key_range().filter(|_| gather.may_range(at));
+                children.push(in_one_batch(relation, range)?);
             }
             let gather = Arc::clone(&node).replace_children(children, recompute())?;
             Ok(Transformed::new(gather, true, TreeNodeRecursion::Jump))
@@ -458,14 +492,32 @@ fn single_phase(plan: Arc<dyn ExecutionPlan>, by_key: bool) -> Result<Arc<dyn Ex
 /// `plan` with the dense aggregation it reaches through projections and filters, if it
 /// has one, emitting its groups in one batch: the gather keeps each relation as one
 /// batch, and would otherwise copy the aggregation's batches into one.
-fn in_one_batch(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
+///
+/// With `range` (low and length), an aggregation reached through projections alone
+/// gives the keys of that range their rows first, in order
+/// ([`DenseKeyAggregateExec::in_key_range`]). A filter would drop some of those rows.
+fn in_one_batch(
+    plan: Arc<dyn ExecutionPlan>,
+    range: Option<(i64, usize)>,
+) -> Result<Arc<dyn ExecutionPlan>> {
     if let Some(dense) = plan.downcast_ref::<DenseKeyAggregateExec>() {
-        return Ok(Arc::new(dense.in_one_batch()));
+        return Ok(Arc::new(match range {
+            Some((low, len)) if computes_in_key_range(dense) => dense.in_key_range(low, len),
+            _ => dense.in_one_batch(),
+        }));
     }
-    let row_by_row = plan.is::<ProjectionExec>() || plan.is::<FilterExec>();
+    if let Some(projection) = plan.downcast_ref::<ProjectionExec>() {
+        let child = in_one_batch(Arc::clone(projection.input()), range)?;
+        // Built anew: the key of a range is nullable, and a projection's replaced children
+        // keep the schema it had.
+        return Ok(Arc::new(ProjectionExec::try_new(
+            projection.expr().to_vec(),
+            child,
+        )?));
+    }
     match plan.children().as_slice() {
-        [child] if row_by_row => {
-            let child = in_one_batch(Arc::clone(child))?;
+        [child] if plan.is::<FilterExec>() => {
+            let child = in_one_batch(Arc::clone(child), None)?;
             plan.replace_children(vec![child], recompute())
         }
         _ => Ok(plan),
@@ -496,6 +548,7 @@ pub struct GatherExec {
     keys: Vec<usize>,
     /// For each relation's columns, the value in place of null (see [`gather`]).
     absent: Arc<Vec<Vec<Option<ScalarValue>>>>,
+    ranges: KeyRanges,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
     relations: Arc<OnceCell<Built>>,
@@ -507,6 +560,7 @@ impl GatherExec {
         children: Vec<Arc<dyn ExecutionPlan>>,
         keys: Vec<usize>,
         absent: Vec<Vec<Option<ScalarValue>>>,
+        ranges: KeyRanges,
     ) -> Result<GatherExec> {
         if children.len() != keys.len() || children.len() != absent.len() + 1 {
             return internal_err!("a gather needs one key column per input");
@@ -533,6 +587,7 @@ impl GatherExec {
             children,
             keys,
             absent: Arc::new(absent),
+            ranges,
             schema,
             properties: Arc::new(properties),
             relations: Arc::new(OnceCell::new()),
@@ -540,6 +595,25 @@ impl GatherExec {
         })
     }
 }
+
+impl GatherExec {
+    /// The profile keys' range as its low end and length, if it is known and not too long
+    /// for a relation to have a row per key.
+    fn key_range(&self) -> Option<(i64, usize)> {
+        let (low, high) = self.ranges.profile_keys?;
+        let len = usize::try_from(i128::from(high) - i128::from(low) + 1).ok()?;
+        (len > 0 && len < MAX_RANGE).then_some((low, len))
+    }
+
+    /// Whether relation `at` (0 is the first relation) may have a row per key of the range.
+    fn may_range(&self, at: usize) -> bool {
+        self.ranges.empty_rows_absent.get(at) == Some(&true)
+    }
+}
+
+/// The most keys a range may have for relations to have a row per key: a relation's
+/// rows are addressed as `u32`.
+const MAX_RANGE: usize = (u32::MAX / 2) as usize;
 
 impl DisplayAs for GatherExec {
     fn fmt_as(&self, _format: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
@@ -575,6 +649,7 @@ impl ExecutionPlan for GatherExec {
             children,
             self.keys.clone(),
             self.absent.as_ref().clone(),
+            self.ranges.clone(),
         )?))
     }
 
@@ -586,7 +661,10 @@ impl ExecutionPlan for GatherExec {
         let profiles = self.children[0].execute(partition, Arc::clone(&context))?;
         let relations = Arc::clone(&self.relations);
         let children: Vec<_> = self.children[1..].to_vec();
-        let relation_keys = self.keys[1..].to_vec();
+        let relation_keys: Vec<(usize, Option<(i64, usize)>)> = (self.keys[1..].iter())
+            .enumerate()
+            .map(|(at, &key)| (key, self.key_range().filter(|_| self.may_range(at))))
+            .collect();
         let profile_key = self.keys[0];
         let schema = Arc::clone(&self.schema);
         let absent = Arc::clone(&self.absent);
@@ -646,7 +724,7 @@ impl fmt::Debug for Indexed {
 /// task of its own, the largest inputs first so that the last to finish are small.
 async fn index_relations(
     children: Vec<Arc<dyn ExecutionPlan>>,
-    keys: Vec<usize>,
+    keys: Vec<(usize, Option<(i64, usize)>)>,
     context: Arc<TaskContext>,
 ) -> Result<Arc<Vec<Indexed>>> {
     let side_by_side = context.session_config().target_partitions().max(1);
@@ -693,10 +771,11 @@ fn input_bytes(plan: &Arc<dyn ExecutionPlan>) -> u64 {
     plan.children().into_iter().map(input_bytes).sum()
 }
 
-/// One relation read whole and indexed by its key column.
+/// One relation read whole and indexed by its key column, and by its rows' positions
+/// when its first rows are those of the keys of `range` (see [`KeyIndex::new`]).
 async fn index_relation(
     child: Arc<dyn ExecutionPlan>,
-    key: usize,
+    (key, range): (usize, Option<(i64, usize)>),
     context: Arc<TaskContext>,
 ) -> Result<Indexed> {
     let schema = child.schema();
@@ -710,7 +789,7 @@ async fn index_relation(
             rows.num_rows()
         )));
     }
-    let index = KeyIndex::new(&as_int64(rows.column(key))?);
+    let index = KeyIndex::new(&as_int64(rows.column(key))?, range);
     let reservation = MemoryConsumer::new("GatherExec").register(context.memory_pool());
     reservation.try_grow(rows.get_array_memory_size() + index.memory_size())?;
     Ok(Indexed {
@@ -762,6 +841,17 @@ fn gather_batch(
     let keys = as_int64(profiles.column(key))?;
     let mut columns: Vec<ArrayRef> = profiles.columns().to_vec();
     for (relation, absent) in relations.iter().zip(absent) {
+        // Consecutive keys whose rows are where their positions in the range say: a slice.
+        if let Some(at) = relation.index.rows_of_consecutive(&keys) {
+            for (column, absent) in relation.rows.columns().iter().zip(absent) {
+                let rows = column.slice(at, keys.len());
+                columns.push(match absent {
+                    Some(value) if rows.null_count() > 0 => filled(&rows, value)?,
+                    _ => rows,
+                });
+            }
+            continue;
+        }
         let rows: UInt32Array = keys
             .iter()
             .map(|key| key.and_then(|key| relation.index.get(key)))
@@ -795,8 +885,13 @@ fn take_filled(column: &ArrayRef, rows: &UInt32Array, value: &ScalarValue) -> Re
     if taken.null_count() == 0 {
         return Ok(taken);
     }
-    let present = is_not_null(&taken)?;
-    Ok(zip(&present, &taken, &value.to_scalar()?)?)
+    filled(&taken, value)
+}
+
+/// `column` with `value` wherever it is null.
+fn filled(column: &ArrayRef, value: &ScalarValue) -> Result<ArrayRef> {
+    let present = is_not_null(column)?;
+    Ok(zip(&present, column, &value.to_scalar()?)?)
 }
 
 /// The `rows` of `values` (which has no nulls), `absent` where a row is null.
@@ -833,6 +928,14 @@ enum KeyIndex {
         rows: Vec<u32>,
     },
     Hashed(HashMap<i64, u32, foldhash::fast::RandomState>),
+    /// The first `len` rows are those of the keys `low..low + len`, in order (a null key
+    /// where the key had no events; the row then holds the values over no events, as good
+    /// as no row); `others` indexes the rows after them.
+    Range {
+        low: i64,
+        len: usize,
+        others: Box<KeyIndex>,
+    },
 }
 
 /// How many slots per key a dense index may have before a hash map is used.
@@ -840,29 +943,47 @@ const DENSE_SLOTS_PER_KEY: u64 = 4;
 
 impl KeyIndex {
     /// The index of `keys`, which has fewer than `u32::MAX` rows ([`index_relations`]
-    /// checks).
-    fn new(keys: &Int64Array) -> KeyIndex {
-        let (low, high) = keys
-            .iter()
-            .flatten()
+    /// checks). With `range` (low and length), and keys whose first rows are that range's,
+    /// in order or null ([`DenseKeyAggregateExec::in_key_range`]), those rows are found by
+    /// position.
+    fn new(keys: &Int64Array, range: Option<(i64, usize)>) -> KeyIndex {
+        if let Some((low, len)) = range
+            && keys.len() >= len
+            && (0..len).all(|at| keys.is_null(at) || keys.value(at) == low + at as i64)
+        {
+            return KeyIndex::Range {
+                low,
+                len,
+                others: Box::new(KeyIndex::of_rows_after(keys, len)),
+            };
+        }
+        KeyIndex::of_rows_after(keys, 0)
+    }
+
+    /// The index of the rows of `keys` from `first` on.
+    fn of_rows_after(keys: &Int64Array, first: usize) -> KeyIndex {
+        let indexed = || keys.iter().enumerate().skip(first);
+        let (low, high) = indexed()
+            .filter_map(|(_, key)| key)
             .fold((i64::MAX, i64::MIN), |(low, high), k| {
                 (low.min(k), high.max(k))
             });
         // Computed wide: the keys may span more than an `i64` holds.
         let span =
             u64::try_from((i128::from(high) - i128::from(low) + 1).max(0)).unwrap_or(u64::MAX);
-        let dense = span <= DENSE_SLOTS_PER_KEY * keys.len() as u64 + 1024;
+        let counted = keys.len() - first;
+        let dense = span <= DENSE_SLOTS_PER_KEY * counted as u64 + 1024;
         if dense {
             let mut rows = vec![u32::MAX; span as usize];
-            for (row, key) in keys.iter().enumerate().rev() {
+            for (row, key) in indexed().rev() {
                 if let Some(key) = key {
                     rows[key.abs_diff(low) as usize] = row as u32;
                 }
             }
             return KeyIndex::Dense { low, rows };
         }
-        let mut rows = HashMap::with_capacity_and_hasher(keys.len(), Default::default());
-        for (row, key) in keys.iter().enumerate() {
+        let mut rows = HashMap::with_capacity_and_hasher(counted, Default::default());
+        for (row, key) in indexed() {
             if let Some(key) = key {
                 rows.entry(key).or_insert(row as u32);
             }
@@ -877,13 +998,36 @@ impl KeyIndex {
                 rows.get(at).copied().filter(|&row| row != u32::MAX)
             }
             KeyIndex::Hashed(rows) => rows.get(&key).copied(),
+            KeyIndex::Range { low, len, others } => {
+                match usize::try_from(i128::from(key) - i128::from(*low)) {
+                    Ok(at) if at < *len => Some(at as u32),
+                    _ => others.get(key),
+                }
+            }
         }
+    }
+
+    /// Where the rows of `keys` start, when they are consecutive integers (no nulls) whose
+    /// rows are consecutive too: keys of a range's rows.
+    fn rows_of_consecutive(&self, keys: &Int64Array) -> Option<usize> {
+        let KeyIndex::Range { low, len, .. } = self else {
+            return None;
+        };
+        let values = keys.values();
+        let first = *values.first()?;
+        let consecutive = keys.null_count() == 0
+            && values
+                .windows(2)
+                .all(|pair| pair[0].checked_add(1) == Some(pair[1]));
+        let at = usize::try_from(i128::from(first) - i128::from(*low)).ok()?;
+        (consecutive && at + values.len() <= *len).then_some(at)
     }
 
     fn memory_size(&self) -> usize {
         match self {
             KeyIndex::Dense { rows, .. } => rows.capacity() * size_of::<u32>(),
             KeyIndex::Hashed(rows) => rows.capacity() * (size_of::<(i64, u32)>() + 1),
+            KeyIndex::Range { others, .. } => others.memory_size(),
         }
     }
 }
@@ -1092,7 +1236,7 @@ mod tests {
     }
 
     fn index(keys: &[Option<i64>]) -> KeyIndex {
-        KeyIndex::new(&Int64Array::from(keys.to_vec()))
+        KeyIndex::new(&Int64Array::from(keys.to_vec()), None)
     }
 
     #[test]
@@ -1169,5 +1313,40 @@ mod tests {
     fn no_keys_index_nothing() {
         assert_eq!(index(&[]).get(0), None);
         assert_eq!(index(&[None, None]).get(0), None);
+    }
+
+    #[test]
+    fn rows_of_a_key_range_are_found_by_position() {
+        // Keys 10 to 13 first (12 without events: a null key), then keys outside and the
+        // null key.
+        let keys = Int64Array::from(vec![
+            Some(10),
+            Some(11),
+            None,
+            Some(13),
+            Some(99),
+            None,
+            Some(5),
+        ]);
+        let ranged = KeyIndex::new(&keys, Some((10, 4)));
+        assert!(matches!(ranged, KeyIndex::Range { .. }));
+        let found: Vec<Option<u32>> = [10, 12, 13, 14, 99, 5, 9].map(|k| ranged.get(k)).into();
+        assert_eq!(
+            found,
+            [Some(0), Some(2), Some(3), None, Some(4), Some(6), None]
+        );
+        // Consecutive keys inside the range are a slice; others are not.
+        let slice = |keys: Vec<Option<i64>>| ranged.rows_of_consecutive(&Int64Array::from(keys));
+        assert_eq!(slice(vec![Some(11), Some(12), Some(13)]), Some(1));
+        assert_eq!(slice(vec![Some(12), Some(13), Some(14)]), None);
+        assert_eq!(slice(vec![Some(10), Some(12)]), None);
+        assert_eq!(slice(vec![Some(10), None]), None);
+        assert_eq!(slice(vec![]), None);
+        // Rows not in the range's order are indexed by key.
+        for misplaced in [vec![Some(11), Some(10)], vec![Some(10)]] {
+            let index = KeyIndex::new(&Int64Array::from(misplaced), Some((10, 2)));
+            assert!(!matches!(index, KeyIndex::Range { .. }));
+            assert_eq!(index.rows_of_consecutive(&Int64Array::from(vec![10])), None);
+        }
     }
 }

@@ -510,6 +510,9 @@ impl<'a> Planner<'a> {
         let mut joined: Vec<(String, LogicalPlan, bool)> = Vec::new();
         // Each measure column's value for profiles without a row in its relation.
         let mut absent = Vec::new();
+        // The grouped passes: their rows of aggregates over no events are as good as no row
+        // (a count's 0 is its absent value, the others' value over no events is null).
+        let mut grouped_passes = BTreeSet::new();
         for (alias, (event, ids)) in relations {
             for &id in &ids {
                 if let Some(value) = expr::absent_value(&self.program.measures[id])? {
@@ -523,7 +526,10 @@ impl<'a> Planner<'a> {
                 [id] if has_edge_pass(&self.program.measures[*id], self.own_aggregates) => {
                     self.edge_pass(*id, &alias, &profile_key_type)?
                 }
-                _ => self.measure_pass(event, &ids, &profile_key_type)?,
+                _ => {
+                    grouped_passes.insert(alias.clone());
+                    self.measure_pass(event, &ids, &profile_key_type)?
+                }
             };
             let inner = condition.is_some_and(|c| absence::requires_rows(c, &ids, self.program));
             joined.push((alias, measures_plan, inner));
@@ -551,6 +557,12 @@ impl<'a> Planner<'a> {
             && joined.iter().all(|(_, _, inner)| !inner);
         if gathered {
             let scan = self.normalized_scan(profiles, &profile_columns, None)?;
+            let ranges = gather::KeyRanges {
+                profile_keys: self.contiguous_keys,
+                empty_rows_absent: (joined.iter())
+                    .map(|(alias, _, _)| grouped_passes.contains(alias))
+                    .collect(),
+            };
             let relations = joined
                 .into_iter()
                 .map(|(alias, plan, _)| (plan, relation_key(&alias)))
@@ -560,6 +572,7 @@ impl<'a> Planner<'a> {
                 profile_key(PROFILES_ALIAS),
                 relations,
                 absent,
+                ranges,
             )?;
             return Ok(LogicalPlanBuilder::from(plan));
         }
