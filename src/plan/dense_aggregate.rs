@@ -188,6 +188,13 @@ impl DenseKeyAggregateExec {
     }
 }
 
+impl DenseKeyAggregateExec {
+    /// How many aggregates it computes.
+    pub fn aggregates(&self) -> usize {
+        self.aggregate.aggr_expr().len()
+    }
+}
+
 impl DisplayAs for DenseKeyAggregateExec {
     fn fmt_as(&self, format: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         write!(f, "DenseKeyAggregateExec: ")?;
@@ -263,6 +270,7 @@ impl ExecutionPlan for DenseKeyAggregateExec {
                     arguments: function.expressions(),
                     filter: filter.clone(),
                     groups: function.create_groups_accumulator()?,
+                    tracks_nulls: TRACKS_NULLS.contains(&function.fun().name()),
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -318,7 +326,14 @@ struct Accumulator {
     arguments: Vec<Arc<dyn PhysicalExpr>>,
     filter: Option<Arc<dyn PhysicalExpr>>,
     groups: Box<dyn GroupsAccumulator>,
+    /// Whether its groups' nulls are DataFusion's `NullState`'s, which takes a batch
+    /// without a filter (and without nulls) as a value for every group that exists.
+    tracks_nulls: bool,
 }
+
+/// The aggregates of [`RANGED_AGGREGATES`] that keep their groups' nulls in a `NullState`.
+/// The counts have no nulls, and SegQL's own aggregates note each group they see.
+const TRACKS_NULLS: [&str; 4] = ["sum", "avg", "min", "max"];
 
 /// The groups of one aggregation as it reads its input.
 struct Table {
@@ -394,9 +409,9 @@ impl Table {
         let keys = self.key.evaluate(batch)?.into_array(rows)?;
         self.assign_groups(keys.as_primitive::<Int64Type>())?;
         let groups = self.groups();
-        // With a key range, groups exist before their first row. DataFusion's accumulators
-        // take a batch without a filter (and without nulls) as a value for every group
-        // there is (`NullState`), so each gets a filter, all true where it has none.
+        // With a key range, groups exist before their first row. DataFusion's `NullState`
+        // takes a batch without a filter (and without nulls) as a value for every group
+        // there is, so those accumulators get a filter, all true where they have none.
         let every_row: Option<ArrayRef> = (self.range_len > 0)
             .then(|| Arc::new(BooleanArray::from(vec![true; rows])) as ArrayRef);
         for accumulator in &mut self.accumulators {
@@ -406,7 +421,8 @@ impl Table {
                 .collect::<Result<Vec<ArrayRef>>>()?;
             let filter = match &accumulator.filter {
                 Some(filter) => Some(filter.evaluate(batch)?.into_array(rows)?),
-                None => every_row.clone(),
+                None if accumulator.tracks_nulls => every_row.clone(),
+                None => None,
             };
             timer.done();
             let filter: Option<&BooleanArray> = filter.as_ref().map(|f| f.as_boolean());
