@@ -493,8 +493,8 @@ fn single_phase(plan: Arc<dyn ExecutionPlan>, by_key: bool) -> Result<Arc<dyn Ex
 /// has one, emitting its groups in one batch: the gather keeps each relation as one
 /// batch, and would otherwise copy the aggregation's batches into one.
 ///
-/// With `range` (low and length), an aggregation reached through projections alone
-/// gives the keys of that range their rows first, in order
+/// With `range` (low and length), an aggregation reached through projections of columns
+/// alone gives the keys of that range their rows first, in order
 /// ([`DenseKeyAggregateExec::in_key_range`]). A filter would drop some of those rows.
 fn in_one_batch(
     plan: Arc<dyn ExecutionPlan>,
@@ -507,6 +507,14 @@ fn in_one_batch(
         }));
     }
     if let Some(projection) = plan.downcast_ref::<ProjectionExec>() {
+        // Columns only: an expression over a key's values over no rows may differ from its
+        // value for no row.
+        let columns_only = (projection.expr().iter()).all(|projected| {
+            projected
+                .expr
+                .is::<datafusion::physical_expr::expressions::Column>()
+        });
+        let range = range.filter(|_| columns_only);
         let child = in_one_batch(Arc::clone(projection.input()), range)?;
         // Built anew: the key of a range is nullable, and a projection's replaced children
         // keep the schema it had.
