@@ -186,9 +186,7 @@ impl DenseKeyAggregateExec {
             ..self.in_one_batch()
         }
     }
-}
 
-impl DenseKeyAggregateExec {
     /// How many aggregates it computes.
     pub fn aggregates(&self) -> usize {
         self.aggregate.aggr_expr().len()

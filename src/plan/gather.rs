@@ -359,8 +359,7 @@ impl PhysicalOptimizerRule for SinglePhaseRelations {
             let mut children = vec![Arc::clone(&gather.children[0])];
             for (at, relation) in gather.children[1..].iter().enumerate() {
                 let relation = single_phase(Arc::clone(relation), self.by_key)?;
-                let range = gather.key_range().filter(|_| gather.may_range(at));
-                children.push(in_one_batch(relation, range)?);
+                children.push(in_one_batch(relation, gather.relation_range(at))?);
             }
             let gather = Arc::clone(&node).replace_children(children, recompute())?;
             Ok(Transformed::new(gather, true, TreeNodeRecursion::Jump))
@@ -602,20 +601,15 @@ impl GatherExec {
             metrics: ExecutionPlanMetricsSet::new(),
         })
     }
-}
 
-impl GatherExec {
-    /// The profile keys' range as its low end and length, if it is known and not too long
-    /// for a relation to have a row per key.
-    fn key_range(&self) -> Option<(i64, usize)> {
+    /// The range of the profile keys as its low end and length, for relation `at` (0 is
+    /// the first relation) to have a row per key of, if it may: the range is known and not
+    /// too long, and the relation's rows over no events are as good as none.
+    fn relation_range(&self, at: usize) -> Option<(i64, usize)> {
         let (low, high) = self.ranges.profile_keys?;
         let len = usize::try_from(i128::from(high) - i128::from(low) + 1).ok()?;
-        (len > 0 && len < MAX_RANGE).then_some((low, len))
-    }
-
-    /// Whether relation `at` (0 is the first relation) may have a row per key of the range.
-    fn may_range(&self, at: usize) -> bool {
-        self.ranges.empty_rows_absent.get(at) == Some(&true)
+        let may = self.ranges.empty_rows_absent.get(at) == Some(&true);
+        (may && len > 0 && len < MAX_RANGE).then_some((low, len))
     }
 }
 
@@ -671,7 +665,7 @@ impl ExecutionPlan for GatherExec {
         let children: Vec<_> = self.children[1..].to_vec();
         let relation_keys: Vec<(usize, Option<(i64, usize)>)> = (self.keys[1..].iter())
             .enumerate()
-            .map(|(at, &key)| (key, self.key_range().filter(|_| self.may_range(at))))
+            .map(|(at, &key)| (key, self.relation_range(at)))
             .collect();
         let profile_key = self.keys[0];
         let schema = Arc::clone(&self.schema);
@@ -729,7 +723,8 @@ impl fmt::Debug for Indexed {
 
 /// Reads every relation whole (all its partitions) and indexes it by its key column. As
 /// many relations as the session has target partitions are built at a time, each in a
-/// task of its own, the largest inputs first so that the last to finish are small.
+/// task of its own, the most costly first ([`work`]) so that the last to finish are
+/// small.
 async fn index_relations(
     children: Vec<Arc<dyn ExecutionPlan>>,
     keys: Vec<(usize, Option<(i64, usize)>)>,

@@ -948,19 +948,7 @@ impl<'a> Planner<'a> {
     fn value_pass(&self, id: usize, alias: &str, profile_key_type: &Type) -> Result<LogicalPlan> {
         let measure = &self.program.measures[id];
         let (table, events) = self.single_measure_events(id, profile_key_type)?;
-        let value = match (measure.aggregate, &measure.column) {
-            // The calendar unit each event falls in.
-            (Aggregate::Active(unit), _) => date_trunc(
-                lit(unit.name()),
-                col(Column::from_name(table.time.clone().unwrap_or_default())),
-            ),
-            // The period counted back from now each event falls in.
-            (Aggregate::ActivePeriods(period), _) => self.period_index(
-                col(Column::from_name(table.time.clone().unwrap_or_default())),
-                period,
-            )?,
-            (_, column) => col(Column::from_name(column.clone().unwrap_or_default())),
-        };
+        let value = self.distinct_value(measure, table.time.as_deref().unwrap_or_default())?;
         // Each profile's distinct values (a distinct count skips the null group itself),
         // with how often each occurs where the mode needs it.
         let (events, occurrences) = match measure.aggregate {
@@ -1019,6 +1007,19 @@ impl<'a> Planner<'a> {
             )?
             .alias(alias)?
             .build()
+    }
+
+    /// The value whose distinct values an aggregate over them takes, per event: the
+    /// measured column, or for `active_*` the calendar unit each event falls in, and for
+    /// `active_periods` the period counted back from now, of the normalized time column
+    /// `time`.
+    fn distinct_value(&self, measure: &Measure, time: &str) -> Result<Expr> {
+        let time = || col(Column::from_name(time));
+        Ok(match (measure.aggregate, &measure.column) {
+            (Aggregate::Active(unit), _) => date_trunc(lit(unit.name()), time()),
+            (Aggregate::ActivePeriods(period), _) => self.period_index(time(), period)?,
+            (_, column) => col(Column::from_name(column.clone().unwrap_or_default())),
+        })
     }
 
     /// [`period_index`] of the normalized time column `time`: exact nanoseconds in
@@ -1174,16 +1175,10 @@ impl<'a> Planner<'a> {
             Aggregate::Exists | Aggregate::Count => count(only_matching(lit(1))?),
             Aggregate::CountValues => count(only_matching(value())?),
             // In this process only (see `has_value_pass`).
-            Aggregate::CountDistinct if self.own_aggregates => {
-                count_distinct::count_distinct(value())
-            }
-            Aggregate::Active(unit) if self.own_aggregates => {
-                let time = col(Column::from_name(time.name.as_str()));
-                count_distinct::count_distinct(date_trunc(lit(unit.name()), time))
-            }
-            Aggregate::ActivePeriods(period) if self.own_aggregates => {
-                let time = col(Column::from_name(time.name.as_str()));
-                count_distinct::count_distinct(self.period_index(time, period)?)
+            Aggregate::CountDistinct | Aggregate::Active(_) | Aggregate::ActivePeriods(_)
+                if self.own_aggregates =>
+            {
+                count_distinct::count_distinct(self.distinct_value(measure, &time.name)?)
             }
             Aggregate::CountDistinct
             | Aggregate::Mode
