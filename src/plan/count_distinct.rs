@@ -25,7 +25,7 @@ use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Int64Array, ListArray, UInt32Array, make_array,
     new_empty_array,
 };
-use datafusion::arrow::buffer::{Buffer, OffsetBuffer};
+use datafusion::arrow::buffer::{BooleanBuffer, Buffer, OffsetBuffer};
 use datafusion::arrow::compute::{concat, filter, take};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::arrow::row::{RowConverter, SortField};
@@ -36,6 +36,8 @@ use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, Expr, GroupsAccumulator, Signature,
     Volatility,
 };
+
+use super::counted::counted_rows;
 
 type FastHasher = foldhash::fast::RandomState;
 
@@ -253,10 +255,7 @@ impl DistinctGroups {
             ));
         }
         let nulls = values.logical_nulls();
-        let counted = |row: usize| {
-            nulls.as_ref().is_none_or(|nulls| nulls.is_valid(row))
-                && filter.is_none_or(|filter| filter.is_valid(row) && filter.value(row))
-        };
+        let counted = counted_rows(filter, nulls.as_ref(), values.len());
         let DistinctGroups {
             codes,
             counts,
@@ -287,28 +286,25 @@ impl DistinctGroups {
             Codes::Bits => {
                 let data = values.to_data();
                 let bits: &[u64] = &data.buffers()[0].typed_data::<u64>()[data.offset()..];
-                for (row, &group) in groups.iter().enumerate() {
-                    if counted(row) {
-                        add(group, bits[row]);
-                    }
+                for row in counted.set_indices() {
+                    add(groups[row], bits[row]);
                 }
             }
             Codes::Bytes(numbered) => {
                 let mut each = |row: usize, bytes: &[u8]| -> Result<()> {
-                    if counted(row) {
-                        add(groups[row], numbered.number(bytes, row, new)?);
-                    }
+                    add(groups[row], numbered.number(bytes, row, new)?);
                     Ok(())
                 };
-                for_each_bytes(values, &mut each)?;
+                for_each_bytes(values, &counted, &mut each)?;
                 numbered.keep(values, new)?;
             }
             Codes::Rows(converter, numbered) => {
                 let rows = converter.convert_columns(std::slice::from_ref(values))?;
-                for (row, &group) in groups.iter().enumerate() {
-                    if counted(row) {
-                        add(group, numbered.number(rows.row(row).as_ref(), row, new)?);
-                    }
+                for row in counted.set_indices() {
+                    add(
+                        groups[row],
+                        numbered.number(rows.row(row).as_ref(), row, new)?,
+                    );
                 }
                 numbered.keep(values, new)?;
             }
@@ -376,19 +372,18 @@ impl DistinctGroups {
     }
 }
 
-/// Calls `each` with the row and bytes of every non-null value of a string or binary
-/// array.
+/// Calls `each` with the row and bytes of each of `rows` (its set bits) of a string or
+/// binary array; those rows' values are not null.
 fn for_each_bytes(
     values: &ArrayRef,
+    rows: &BooleanBuffer,
     each: &mut dyn FnMut(usize, &[u8]) -> Result<()>,
 ) -> Result<()> {
     macro_rules! rows {
         ($array:expr) => {{
             let array = $array;
-            for row in 0..array.len() {
-                if array.is_valid(row) {
-                    each(row, array.value(row).as_ref())?;
-                }
+            for row in rows.set_indices() {
+                each(row, array.value(row).as_ref())?;
             }
         }};
     }

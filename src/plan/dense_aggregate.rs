@@ -25,7 +25,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch};
-use datafusion::arrow::buffer::NullBuffer;
+use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer};
 use datafusion::arrow::compute::{max, min};
 use datafusion::arrow::datatypes::{DataType, Int64Type, Schema};
 use datafusion::common::internal_err;
@@ -411,7 +411,7 @@ impl Table {
         // takes a batch without a filter (and without nulls) as a value for every group
         // there is, so those accumulators get a filter, all true where they have none.
         let every_row: Option<ArrayRef> = (self.range_len > 0)
-            .then(|| Arc::new(BooleanArray::from(vec![true; rows])) as ArrayRef);
+            .then(|| Arc::new(BooleanArray::new(BooleanBuffer::new_set(rows), None)) as ArrayRef);
         for accumulator in &mut self.accumulators {
             let timer = self.arguments_time.timer();
             let arguments = (accumulator.arguments.iter())

@@ -37,6 +37,8 @@ use datafusion::logical_expr::{
     Volatility,
 };
 
+use super::counted::counted_rows;
+
 /// Which edge of the events an aggregate takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Edge {
@@ -251,13 +253,11 @@ impl EdgeGroups {
         self.arrays.push(Arc::clone(values));
         // The groups whose edge is in this batch, each once.
         let mut in_batch = Vec::new();
-        for (row, &group) in groups.iter().enumerate() {
-            if keep.is_some_and(|keep| !keep.is_valid(row) || !keep.value(row))
-                || times.is_null(row)
-            {
-                continue;
-            }
-            let time = times.value(row);
+        let time_values = times.values();
+        let counted = counted_rows(keep, times.nulls(), groups.len());
+        for row in counted.set_indices() {
+            let group = groups[row];
+            let time = time_values[row];
             let kept = self.seen[group].then(|| self.times[group]);
             let replace = self.edge.replaces(time, kept, || {
                 let (kept_array, kept_row) = self.at[group];

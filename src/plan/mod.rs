@@ -13,6 +13,7 @@
 mod absence;
 mod count_distinct;
 mod count_true;
+mod counted;
 mod dense_aggregate;
 mod edge;
 mod expr;
