@@ -526,6 +526,24 @@ impl TypedExpr {
     pub fn same_as(&self, other: &TypedExpr) -> bool {
         strip_spans(&format!("{:?}", self)) == strip_spans(&format!("{:?}", other))
     }
+
+    /// Calls `f` with each operand it reaches through `and` and `or` alone (itself, if it
+    /// is neither). A condition is TRUE for the same rows whichever such operand is
+    /// replaced by one TRUE for the same rows: `and` (`or`) is TRUE exactly where both
+    /// (either) of its operands are, whether the others are FALSE or NULL.
+    pub fn for_each_and_or_operand(&mut self, f: &mut dyn FnMut(&mut TypedExpr)) {
+        if let IrExpr::Binary {
+            op: BinaryOp::And | BinaryOp::Or,
+            lhs,
+            rhs,
+        } = &mut self.kind
+        {
+            lhs.for_each_and_or_operand(f);
+            rhs.for_each_and_or_operand(f);
+            return;
+        }
+        f(self)
+    }
 }
 
 impl Measure {

@@ -485,15 +485,8 @@ impl GroupsAccumulator for DistinctGroups {
         // Each row a list of its value, or an empty list where the value is null or the
         // filter leaves the row out.
         let nulls = values.logical_nulls();
-        let counted: BooleanArray = (0..values.len())
-            .map(|row| {
-                Some(
-                    nulls.as_ref().is_none_or(|nulls| nulls.is_valid(row))
-                        && opt_filter
-                            .is_none_or(|filter| filter.is_valid(row) && filter.value(row)),
-                )
-            })
-            .collect();
+        let counted = counted_rows(opt_filter, nulls.as_ref(), values.len());
+        let counted = BooleanArray::new(counted, None);
         let lengths = counted.values().iter().map(usize::from);
         let field = Arc::new(Field::new_list_field(self.data_type.clone(), true));
         Ok(vec![Arc::new(ListArray::try_new(

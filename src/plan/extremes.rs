@@ -33,15 +33,7 @@ pub fn as_existences(condition: &TypedExpr, program: &Program) -> Option<(TypedE
 /// Rewrites the comparisons `expr` reaches through `and`, `or` and segment references,
 /// adding their measures to `extended` (a copy of `program`, made at the first).
 fn rewrite(expr: &mut TypedExpr, program: &Program, extended: &mut Option<Program>) {
-    match &mut expr.kind {
-        IrExpr::Binary {
-            op: BinaryOp::And | BinaryOp::Or,
-            lhs,
-            rhs,
-        } => {
-            rewrite(lhs, program, extended);
-            rewrite(rhs, program, extended);
-        }
+    expr.for_each_and_or_operand(&mut |operand| match &mut operand.kind {
         IrExpr::IsTrue(inner) => rewrite(inner, program, extended),
         IrExpr::Binary { op, lhs, rhs } => {
             // The condition reads only the program's own measures.
@@ -51,10 +43,10 @@ fn rewrite(expr: &mut TypedExpr, program: &Program, extended: &mut Option<Progra
             let id = extended
                 .get_or_insert_with(|| program.clone())
                 .intern_measure(measure);
-            expr.kind = IrExpr::Measure(id);
+            operand.kind = IrExpr::Measure(id);
         }
         _ => {}
-    }
+    });
 }
 
 /// The existence `lhs op rhs` is TRUE for, when one side is a `max` or `min` measure and
