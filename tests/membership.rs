@@ -1238,6 +1238,16 @@ async fn profiles_known_as_a_range_of_keys_select_the_same_members() {
     }
     rows.push_str(",1998-06-20T10:00:00,999.0\n");
     std::fs::write(dir.path().join("purchased.csv"), rows).expect("purchases");
+    // Views of keys 3, 5, 7 and 12, and of 0 and 41, which are no profile's.
+    let views: String = [3, 5, 7, 12, 0, 41, 5]
+        .iter()
+        .map(|key| format!("{key},1998-06-10T10:00:00\n"))
+        .collect();
+    std::fs::write(
+        dir.path().join("viewed.csv"),
+        format!("customer_id,ts\n{views}"),
+    )
+    .expect("views");
     std::fs::write(
         dir.path().join("segql.toml"),
         r#"as_of = "1998-07-01T00:00:00"
@@ -1248,6 +1258,11 @@ key = "customer_id"
 
 [events.purchased]
 source = "purchased.csv"
+key = "customer_id"
+time = "ts"
+
+[events.viewed]
+source = "viewed.csv"
 key = "customer_id"
 time = "ts"
 "#,
@@ -1271,6 +1286,10 @@ time = "ts"
             "sum(purchased.amount) > 100 and count(purchased) < 2",
             vec![1, 7],
         ),
+        // The viewers' keys stand for the profiles, and the purchases are gathered onto
+        // them.
+        ("viewed and not purchased", vec![5, 12]),
+        ("viewed and count(purchased) < 2", vec![5, 7, 12]),
     ] {
         let plan = members(&mut ranged, condition);
         let shown = plan.display_indent().to_string();
@@ -1278,6 +1297,9 @@ time = "ts"
             !shown.contains("TableScan: profiles"),
             "`{condition}` reads the profiles although their keys are a known range:\n{shown}"
         );
+        if condition.starts_with("viewed") {
+            assert!(shown.contains("Gather"), "`{condition}`:\n{shown}");
+        }
         let ours = keys(&ranged.execute(plan).await.expect("run"));
         let plan = members(&mut joined, condition);
         assert!(

@@ -589,6 +589,25 @@ impl<'a> Planner<'a> {
         // Profiles known to be a range of keys need not be read when only the key is
         // needed and a relation's rows are: its keys within the range are the profiles.
         if let Some(mut builder) = self.keys_of_relation(&profile_columns, &mut joined)? {
+            // In this process, the other relations are gathered onto those keys, if none of
+            // them may drop one.
+            if self.own_aggregates
+                && !joined.is_empty()
+                && joined.iter().all(|(_, _, inner)| !inner)
+            {
+                let relations = joined
+                    .into_iter()
+                    .map(|(alias, plan, _)| (plan, relation_key(&alias)))
+                    .collect();
+                let plan = gather::gather(
+                    builder.build()?,
+                    profile_key(PROFILES_ALIAS),
+                    relations,
+                    absent,
+                    gather::KeyRanges::default(),
+                )?;
+                return Ok(LogicalPlanBuilder::from(plan));
+            }
             for (alias, plan, inner) in joined {
                 builder = self.join_to_profiles(builder, PROFILES_ALIAS, plan, &alias, inner)?;
             }
