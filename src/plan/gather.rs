@@ -670,7 +670,7 @@ impl ExecutionPlan for GatherExec {
             .map(|(at, &key)| (key, self.relation_range(at)))
             .collect();
         let profile_key = self.keys[0];
-        let read_ahead = aggregates(&self.children[0]);
+        let read_ahead = aggregates(&self.children[0]) > 0;
         let schema = Arc::clone(&self.schema);
         let absent = Arc::clone(&self.absent);
         let baseline = BaselineMetrics::new(&self.metrics, partition);
@@ -772,6 +772,11 @@ async fn index_relations(
 /// `viewed` in the benchmark, but computes 28 aggregates to its 6, and started last it was
 /// the last to finish, alone on one core.
 fn work(plan: &Arc<dyn ExecutionPlan>) -> u64 {
+    input_bytes(plan).saturating_mul(1 + aggregates(plan) as u64)
+}
+
+/// How many aggregates the aggregations under `plan` compute.
+fn aggregates(plan: &Arc<dyn ExecutionPlan>) -> usize {
     let mut aggregates = 0;
     let _ = plan.apply(|node| {
         if let Some(aggregate) = node.downcast_ref::<AggregateExec>() {
@@ -781,20 +786,7 @@ fn work(plan: &Arc<dyn ExecutionPlan>) -> u64 {
         }
         Ok(TreeNodeRecursion::Continue)
     });
-    input_bytes(plan).saturating_mul(1 + aggregates as u64)
-}
-
-/// Whether `plan` aggregates.
-fn aggregates(plan: &Arc<dyn ExecutionPlan>) -> bool {
-    let mut found = false;
-    let _ = plan.apply(|node| {
-        found = node.is::<AggregateExec>() || node.is::<DenseKeyAggregateExec>();
-        Ok(match found {
-            true => TreeNodeRecursion::Stop,
-            false => TreeNodeRecursion::Continue,
-        })
-    });
-    found
+    aggregates
 }
 
 /// The bytes of the files the scans under `plan` read (0 for other sources). Tables carry

@@ -559,13 +559,28 @@ impl<'a> Planner<'a> {
         }
         let profile_key = |alias| Column::new(Some(alias), profiles.key.as_str());
         let relation_key = |alias: &str| Column::new(Some(alias), "__key");
-        // In this process, many relations none of which may drop a profile are gathered in
-        // one operator (see `gather`).
-        let gathered = self.own_aggregates
+        // In this process, relations none of which may drop a profile are gathered in one
+        // operator (see `gather`) onto the profiles, or onto what stands for them.
+        let gatherable = |joined: &[(String, LogicalPlan, bool)]| {
+            self.own_aggregates && joined.iter().all(|(_, _, inner)| !inner)
+        };
+        let gather_onto = |base: LogicalPlan,
+                           joined: Vec<(String, LogicalPlan, bool)>,
+                           absent,
+                           ranges|
+         -> Result<LogicalPlanBuilder> {
+            let relations = joined
+                .into_iter()
+                .map(|(alias, plan, _)| (plan, relation_key(&alias)))
+                .collect();
+            let plan =
+                gather::gather(base, profile_key(PROFILES_ALIAS), relations, absent, ranges)?;
+            Ok(LogicalPlanBuilder::from(plan))
+        };
+        if gatherable(&joined)
             && joined.len() >= GATHERED_RELATIONS
             && profile_key_type == Type::Int
-            && joined.iter().all(|(_, _, inner)| !inner);
-        if gathered {
+        {
             let scan = self.normalized_scan(profiles, &profile_columns, None)?;
             let ranges = gather::KeyRanges {
                 profile_keys: self.contiguous_keys,
@@ -573,40 +588,14 @@ impl<'a> Planner<'a> {
                     .map(|(alias, _, _)| grouped_passes.contains(alias))
                     .collect(),
             };
-            let relations = joined
-                .into_iter()
-                .map(|(alias, plan, _)| (plan, relation_key(&alias)))
-                .collect();
-            let plan = gather::gather(
-                scan.alias(PROFILES_ALIAS)?.build()?,
-                profile_key(PROFILES_ALIAS),
-                relations,
-                absent,
-                ranges,
-            )?;
-            return Ok(LogicalPlanBuilder::from(plan));
+            return gather_onto(scan.alias(PROFILES_ALIAS)?.build()?, joined, absent, ranges);
         }
         // Profiles known to be a range of keys need not be read when only the key is
         // needed and a relation's rows are: its keys within the range are the profiles.
         if let Some(mut builder) = self.keys_of_relation(&profile_columns, &mut joined)? {
-            // In this process, the other relations are gathered onto those keys, if none of
-            // them may drop one.
-            if self.own_aggregates
-                && !joined.is_empty()
-                && joined.iter().all(|(_, _, inner)| !inner)
-            {
-                let relations = joined
-                    .into_iter()
-                    .map(|(alias, plan, _)| (plan, relation_key(&alias)))
-                    .collect();
-                let plan = gather::gather(
-                    builder.build()?,
-                    profile_key(PROFILES_ALIAS),
-                    relations,
-                    absent,
-                    gather::KeyRanges::default(),
-                )?;
-                return Ok(LogicalPlanBuilder::from(plan));
+            if gatherable(&joined) && !joined.is_empty() {
+                let ranges = gather::KeyRanges::default();
+                return gather_onto(builder.build()?, joined, absent, ranges);
             }
             for (alias, plan, inner) in joined {
                 builder = self.join_to_profiles(builder, PROFILES_ALIAS, plan, &alias, inner)?;
