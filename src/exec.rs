@@ -69,7 +69,9 @@ pub fn state_for(ctx: &SessionContext, plan: &LogicalPlan) -> SessionState {
     );
     let mut builder = SessionStateBuilder::new_from_existing(state);
     if narrow {
-        builder = builder.with_physical_optimizer_rule(Arc::new(crate::plan::narrow::NarrowInputs));
+        builder = builder
+            .with_physical_optimizer_rule(Arc::new(crate::plan::proven::DropProvenConditions))
+            .with_physical_optimizer_rule(Arc::new(crate::plan::narrow::NarrowInputs));
     }
     if narrow && gathers == 0 && unlimited {
         builder = builder

@@ -47,9 +47,11 @@ use futures::{StreamExt, TryStreamExt};
 
 /// How many slots per row read the array may have.
 pub const SLOTS_PER_ROW: usize = 16;
-/// The slots the array may have whatever the rows: 1M (4 MB), enough for the keys of a
-/// million customers from the first batch on, in whatever order their events come.
-pub const MIN_SLOTS: usize = 1 << 20;
+/// The slots the array may have whatever the rows: 64K (256 KB). A pass of a few thousand
+/// rows over a million customers' keys finds its groups in the hash map rather than
+/// filling and faulting in an array of 4 MB; a pass over many rows has its array for a
+/// million keys after 64K rows, and moves the groups of those rows into it.
+pub const MIN_SLOTS: usize = 1 << 16;
 /// No group yet.
 const NO_GROUP: u32 = u32::MAX;
 

@@ -544,7 +544,7 @@ fn first_of_two_phases(plan: &Arc<dyn ExecutionPlan>) -> Option<&AggregateExec> 
 }
 
 /// Children replaced with their properties (partitioning, ordering) derived anew.
-fn recompute() -> ReplaceChildrenOptions {
+pub(super) fn recompute() -> ReplaceChildrenOptions {
     ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute)
 }
 

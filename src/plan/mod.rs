@@ -20,12 +20,14 @@ mod expr;
 mod extremes;
 pub mod gather;
 pub mod narrow;
+pub mod proven;
 mod sequence;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
 use datafusion::common::{Column, DFSchema, ScalarValue};
 use datafusion::datasource::provider_as_source;
 use datafusion::error::{DataFusionError, Result};
@@ -41,6 +43,7 @@ use datafusion::logical_expr::{
     LogicalTableSource, SortExpr, TableSource, WindowFrame, WindowFrameBound, WindowFrameUnits,
     cast, col, expr::WindowFunction, lit, logical_plan, when,
 };
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionContext, coalesce};
 
 use crate::catalog::{CatalogSchema, TableSchema};
@@ -89,6 +92,21 @@ pub fn has_own_functions(ctx: &SessionContext) -> bool {
     own_functions()
         .iter()
         .all(|function| ctx.udaf(function.name()).is_ok())
+}
+
+/// `plan` with each node `replace` gives a replacement for replaced, from the leaves up:
+/// the physical optimizer rules that rewrite operators one at a time.
+fn replace_bottom_up(
+    plan: Arc<dyn ExecutionPlan>,
+    replace: impl Fn(&Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan>>>,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    plan.transform_up(|node| {
+        Ok(match replace(&node)? {
+            Some(replacement) => Transformed::yes(replacement),
+            None => Transformed::no(node),
+        })
+    })
+    .data()
 }
 
 /// The tables a plan reads, by catalog name.

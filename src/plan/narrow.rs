@@ -46,20 +46,15 @@ impl PhysicalOptimizerRule for NarrowInputs {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        plan.transform_up(|node| {
-            let narrowed = if let Some(aggregate) = node.downcast_ref::<AggregateExec>() {
-                narrow_aggregate(aggregate)?
+        super::replace_bottom_up(plan, |node| {
+            if let Some(aggregate) = node.downcast_ref::<AggregateExec>() {
+                narrow_aggregate(aggregate)
             } else if let Some(projection) = node.downcast_ref::<ProjectionExec>() {
-                narrow_projection(projection)?
+                narrow_projection(projection)
             } else {
-                None
-            };
-            Ok(match narrowed {
-                Some(narrowed) => Transformed::yes(narrowed),
-                None => Transformed::no(node),
-            })
+                Ok(None)
+            }
         })
-        .data()
     }
 
     fn name(&self) -> &str {
