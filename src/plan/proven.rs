@@ -81,14 +81,15 @@ fn without_proven(filter: &FilterExec) -> Result<Option<Arc<dyn ExecutionPlan>>>
         return Ok(None);
     }
     let conjuncts = split_conjunction(filter.predicate());
-    // The footers are read only for filters with a comparison to test.
-    if !conjuncts
-        .iter()
-        .any(|conjunct| comparison(conjunct.as_ref()).is_some())
-    {
+    // The footers are read only for the columns compared, if any is.
+    let compared: Vec<usize> = (conjuncts.iter())
+        .filter_map(|conjunct| comparison(conjunct.as_ref()))
+        .map(|(column, _, _)| column.index())
+        .collect();
+    if compared.is_empty() {
         return Ok(None);
     }
-    let Some(ranges) = exact_ranges(scan) else {
+    let Some(ranges) = exact_ranges(scan, &compared) else {
         return Ok(None);
     };
     let unproven: Vec<Arc<dyn PhysicalExpr>> = (conjuncts.iter())
@@ -161,9 +162,10 @@ fn projected(plan: &Arc<dyn ExecutionPlan>, columns: &[usize]) -> Result<Arc<dyn
 type Range = Option<(ScalarValue, ScalarValue)>;
 
 /// Each output column's [`Range`] over all files of `scan`, from their footers, or
-/// `None` when the scan is not of local Parquet files. Tables carry no statistics of
-/// DataFusion's (see [`crate::engine::configure`]), so the footers are read here.
-fn exact_ranges(scan: &DataSourceExec) -> Option<Vec<Range>> {
+/// `None` when the scan is not of local Parquet files; only the `compared` columns have
+/// one. Tables carry no statistics of DataFusion's (see [`crate::engine::configure`]), so
+/// the footers are read here.
+fn exact_ranges(scan: &DataSourceExec, compared: &[usize]) -> Option<Vec<Range>> {
     let config = scan.data_source().downcast_ref::<FileScanConfig>()?;
     if config.object_store_url != ObjectStoreUrl::local_filesystem()
         || config.file_source.file_type() != "parquet"
@@ -174,7 +176,7 @@ fn exact_ranges(scan: &DataSourceExec) -> Option<Vec<Range>> {
     let mut ranges: Option<Vec<Range>> = None;
     for file in config.file_groups.iter().flat_map(|group| group.files()) {
         let path = Path::new("/").join(file.object_meta.location.as_ref());
-        let file_ranges = parquet_ranges(&path, &schema)?;
+        let file_ranges = parquet_ranges(&path, &schema, compared)?;
         ranges = Some(match ranges {
             None => file_ranges,
             Some(ranges) => (ranges.into_iter().zip(file_ranges))
@@ -185,9 +187,10 @@ fn exact_ranges(scan: &DataSourceExec) -> Option<Vec<Range>> {
     ranges
 }
 
-/// The [`Range`] of each column of `schema` in the Parquet file at `path`, from its row
-/// groups' statistics; `None` if its footer cannot be read.
-fn parquet_ranges(path: &Path, schema: &Schema) -> Option<Vec<Range>> {
+/// The [`Range`] of each of the `compared` columns of `schema` in the Parquet file at
+/// `path`, from its row groups' statistics (none for the other columns); `None` if its
+/// footer cannot be read.
+fn parquet_ranges(path: &Path, schema: &Schema, compared: &[usize]) -> Option<Vec<Range>> {
     let file = File::open(path).ok()?;
     let metadata = ParquetMetaDataReader::new().parse_and_finish(&file).ok()?;
     let descriptor = metadata.file_metadata().schema_descr();
@@ -204,10 +207,8 @@ fn parquet_ranges(path: &Path, schema: &Schema) -> Option<Vec<Range>> {
         let nulls = converter.row_group_null_counts(row_groups.iter()).ok()?;
         let known =
             |values: &ArrayRef| values.data_type() == field.data_type() && values.null_count() == 0;
-        if !known(&mins) || !known(&maxes) || nulls.null_count() > 0 {
-            return None;
-        }
-        if nulls.values().iter().any(|&count| count > 0) {
+        let no_nulls = nulls.null_count() == 0 && nulls.values().iter().all(|&count| count == 0);
+        if !known(&mins) || !known(&maxes) || !no_nulls {
             return None;
         }
         (0..mins.len())
@@ -218,7 +219,9 @@ fn parquet_ranges(path: &Path, schema: &Schema) -> Option<Vec<Range>> {
             })
             .reduce(|a, b| widest(a?, b?))?
     };
-    Some(schema.fields().iter().map(range).collect())
+    let ranges = (schema.fields().iter().enumerate())
+        .map(|(at, field)| compared.contains(&at).then(|| range(field)).flatten());
+    Some(ranges.collect())
 }
 
 /// The range covering both `a` and `b`, if their values compare.
