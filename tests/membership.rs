@@ -280,6 +280,50 @@ async fn profile_conditions_match_sql() {
     .await;
 }
 
+/// Computed floats compared with nonzero numbers alone are compared as computed: -0.0 and
+/// 0.0 are on the same side of every other number, so the `CASE` that makes -0.0 0.0 (and
+/// computes the value twice) is left out. Compared with a zero, it stays.
+#[tokio::test]
+async fn computed_floats_are_normalized_only_where_a_zero_is_compared() {
+    let mut h = Harness::new().await;
+    let cases = [
+        (
+            "round(ltv / 100) * 100 >= 500 and -churn_score between -0.6 and -0.4",
+            "round(ltv / 100.0) * 100 >= 500 AND -churn_score BETWEEN -0.6 AND -0.4",
+            false,
+        ),
+        (
+            "round(ltv / 100) * 100 in [400, 500] or -churn_score < -0.9",
+            "round(ltv / 100.0) * 100 IN (400, 500) OR -churn_score < -0.9",
+            false,
+        ),
+        (
+            "round(churn_score - 0.5) = 0 and ltv > 100",
+            "round(churn_score - 0.5) = 0 AND ltv > 100",
+            true,
+        ),
+    ];
+    for (condition, sql_condition, normalized) in cases {
+        h.same(condition, sql_condition).await;
+        let typed = (h.session.check_condition("<test>", condition))
+            .unwrap_or_else(|report| panic!("`{condition}` does not check:\n{report}"));
+        let plan = h.session.plan_condition(&typed, &[]).expect("plan");
+        // Optimized, so that constants are folded: `-0.4` is normalized as written.
+        let plan = h
+            .session
+            .context()
+            .state()
+            .optimize(&plan)
+            .expect("optimize");
+        let shown = plan.display_indent().to_string();
+        assert_eq!(
+            shown.contains("CASE"),
+            normalized,
+            "`{condition}`:\n{shown}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn three_valued_logic_excludes_nulls() {
     let mut h = Harness::new().await;

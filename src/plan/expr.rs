@@ -169,6 +169,10 @@ pub fn ranked_column(id: usize) -> String {
 /// `round(-0.3)`, `0 * -1.5`). Arrow orders floats totally, so -0.0 is less than 0.0 and
 /// not equal to it; the language compares numbers by value, so `round(x) = 0` must hold
 /// for -0.0. Columns and aggregates are compared as stored.
+///
+/// Only a comparison with a zero can tell the two apart: [`compared_with`] skips the
+/// normalization (a `CASE` that computes `x` twice) when `x` is compared with nonzero
+/// numbers alone.
 fn positive_zero(x: Expr, typed: &TypedExpr) -> Expr {
     let computed = match &typed.kind {
         IrExpr::Negate(_) | IrExpr::Binary { .. } => true,
@@ -184,6 +188,26 @@ fn positive_zero(x: Expr, typed: &TypedExpr) -> Expr {
     match when(abs(x.clone()).eq(lit(0.0f64)), lit(0.0f64)).otherwise(x.clone()) {
         Ok(normalized) => normalized,
         Err(_) => x,
+    }
+}
+
+/// `x`, compared with `others`: as [`positive_zero`] makes it, unless every one of `others`
+/// is a nonzero number, which -0.0 and 0.0 are both equal to, both below or both above.
+fn compared_with(x: Expr, typed: &TypedExpr, others: &[&TypedExpr]) -> Expr {
+    if others.iter().all(|other| nonzero_number(other)) {
+        x
+    } else {
+        positive_zero(x, typed)
+    }
+}
+
+/// Whether `e` is a number other than zero, written out (`5`, `-0.4`).
+fn nonzero_number(e: &TypedExpr) -> bool {
+    match &e.kind {
+        IrExpr::Literal(Value::Int(i)) => *i != 0,
+        IrExpr::Literal(Value::Float(f)) => *f != 0.0,
+        IrExpr::Negate(inner) => nonzero_number(inner),
+        _ => false,
     }
 }
 
@@ -335,7 +359,7 @@ fn lower(expr: &TypedExpr, as_of: i64, scope: Scope<'_>, portable: bool) -> Resu
         IrExpr::Binary { op, lhs, rhs } => {
             let (mut l, mut r) = (recurse(lhs)?, recurse(rhs)?);
             if op.is_comparison() && !portable {
-                (l, r) = (positive_zero(l, lhs), positive_zero(r, rhs));
+                (l, r) = (compared_with(l, lhs, &[rhs]), compared_with(r, rhs, &[lhs]));
             }
             let operator = match op {
                 BinaryOp::Or => Operator::Or,
@@ -380,8 +404,10 @@ fn lower(expr: &TypedExpr, as_of: i64, scope: Scope<'_>, portable: bool) -> Resu
             Expr::BinaryExpr(BinaryExpr::new(Box::new(l), operator, Box::new(r)))
         }
         IrExpr::Between { expr, low, high } => {
-            let compared = |e: &TypedExpr| recurse(e).map(|x| positive_zero(x, e));
-            compared(expr)?.between(compared(low)?, compared(high)?)
+            let compared = |e: &TypedExpr, others: &[&TypedExpr]| {
+                recurse(e).map(|x| compared_with(x, e, others))
+            };
+            compared(expr, &[low, high])?.between(compared(low, &[expr])?, compared(high, &[expr])?)
         }
         IrExpr::InList {
             expr,
@@ -395,9 +421,14 @@ fn lower(expr: &TypedExpr, as_of: i64, scope: Scope<'_>, portable: bool) -> Resu
             items,
             negated,
         } => {
-            let compared = |e: &TypedExpr| recurse(e).map(|x| positive_zero(x, e));
-            let items = items.iter().map(compared).collect::<Result<Vec<_>>>()?;
-            compared(expr)?.in_list(items, *negated)
+            let compared = |e: &TypedExpr, others: &[&TypedExpr]| {
+                recurse(e).map(|x| compared_with(x, e, others))
+            };
+            let listed = items
+                .iter()
+                .map(|item| compared(item, &[expr]))
+                .collect::<Result<Vec<_>>>()?;
+            compared(expr, &items.iter().collect::<Vec<_>>())?.in_list(listed, *negated)
         }
         IrExpr::InArray {
             expr,
