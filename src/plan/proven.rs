@@ -297,9 +297,9 @@ mod tests {
 
     use super::*;
 
-    /// A Parquet file of keys 1 to 5 with times 10 to 50 (microseconds), the time of key
-    /// 3 null if `null_time`.
-    fn events(dir: &Path, name: &str, null_time: bool) -> String {
+    /// A context with table `t`: a Parquet file of keys 1 to 5 with times 10 to 50
+    /// (microseconds), the time of key 3 null if `null_time`. The directory holds the file.
+    async fn events_table(null_time: bool) -> (tempfile::TempDir, SessionContext) {
         let schema = Arc::new(Schema::new(vec![
             Field::new("k", DataType::Int64, false),
             Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, None), true),
@@ -313,12 +313,18 @@ mod tests {
             ],
         )
         .expect("a batch");
-        let path = dir.join(name);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("events.parquet");
         let file = File::create(&path).expect("a file");
         let mut writer = ArrowWriter::try_new(file, schema, None).expect("a writer");
         writer.write(&batch).expect("written");
         writer.close().expect("closed");
-        path.to_str().expect("a UTF-8 path").to_string()
+        let ctx = SessionContext::new();
+        let path = path.to_str().expect("a UTF-8 path");
+        (ctx.register_parquet("t", path, ParquetReadOptions::default())
+            .await)
+            .expect("t");
+        (dir, ctx)
     }
 
     /// The plan of `sql` with the rule applied, and the rows of `sql` without and with it.
@@ -342,12 +348,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_condition_every_row_meets_is_dropped_with_the_column_only_it_read() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let ctx = SessionContext::new();
-        let path = events(dir.path(), "events.parquet", false);
-        (ctx.register_parquet("t", &path, ParquetReadOptions::default())
-            .await)
-            .expect("t");
+        let (_dir, ctx) = events_table(false).await;
         let at = |micros: i64| format!("arrow_cast({micros}, 'Timestamp(Microsecond, None)')");
         // Every time is at most 50, every key at least 1: no filter, and no time read.
         let (plan, before, after) = applied(
@@ -379,12 +380,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_column_with_nulls_proves_nothing() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let ctx = SessionContext::new();
-        let path = events(dir.path(), "events.parquet", true);
-        (ctx.register_parquet("t", &path, ParquetReadOptions::default())
-            .await)
-            .expect("t");
+        let (_dir, ctx) = events_table(true).await;
         // A null time fails `ts <= 50`: the filter stays, and key 3 is not kept.
         let sql = "SELECT k FROM t WHERE ts <= arrow_cast(50, 'Timestamp(Microsecond, None)')";
         let (plan, before, after) = applied(&ctx, sql).await;
