@@ -94,9 +94,10 @@ pub fn groups_by_key(aggregate: &AggregateExec) -> bool {
 
 /// The aggregates a [`DenseKeyAggregateExec`] may compute in a key range
 /// ([`DenseKeyAggregateExec::in_key_range`]): a group without rows gives each of them its
-/// value over no rows (0 for the counts, null for the others).
-const RANGED_AGGREGATES: [&str; 8] = [
+/// value over no rows (0 for the counts, false for `segql_any`, null for the others).
+const RANGED_AGGREGATES: [&str; 9] = [
     "count",
+    "segql_any",
     "sum",
     "avg",
     "min",

@@ -11,6 +11,7 @@
 //! ```
 
 mod absence;
+mod any_true;
 mod count_distinct;
 mod count_true;
 mod counted;
@@ -77,8 +78,9 @@ pub fn register_own_functions(ctx: &SessionContext) {
     }
 }
 
-fn own_functions() -> [Arc<AggregateUDF>; 4] {
+fn own_functions() -> [Arc<AggregateUDF>; 5] {
     [
+        any_true::any_true_udaf(),
         edge::edge_udaf(edge::Edge::First),
         edge::edge_udaf(edge::Edge::Last),
         count_true::count_true_udaf(),
@@ -543,7 +545,9 @@ impl<'a> Planner<'a> {
         let mut grouped_passes = BTreeSet::new();
         for (alias, (event, ids)) in relations {
             for &id in &ids {
-                if let Some(value) = expr::absent_value(&self.program.measures[id])? {
+                if let Some(value) =
+                    expr::absent_value(&self.program.measures[id], self.own_aggregates)?
+                {
                     absent.push((Column::new(Some(alias.as_str()), measure_column(id)), value));
                 }
             }
@@ -1208,6 +1212,11 @@ impl<'a> Planner<'a> {
             None => Ok(e),
         };
         let aggregate = match measure.aggregate {
+            // Whether any event matches: the condition itself, no filter (see
+            // `expr::exists_as_bool`).
+            Aggregate::Exists if expr::exists_as_bool(self.own_aggregates) => {
+                return Ok(any_true::any_true(condition.unwrap_or_else(|| lit(true))));
+            }
             Aggregate::Exists | Aggregate::Count => count(only_matching(lit(1))?),
             Aggregate::CountValues => count(only_matching(value())?),
             // In this process only (see `has_value_pass`).
