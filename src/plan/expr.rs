@@ -629,7 +629,7 @@ fn lower_function(
         Function::DayOfWeek if portable => cast(date_part(lit("dow"), arg(0)), DataType::Int64),
         // Days since the last Thursday midnight (the epoch was a Thursday, day 4), the
         // remainder taken towards minus infinity: integer arithmetic, where `date_part`
-        // makes a calendar date of every time (a sixth of the purchases' grouped pass).
+        // makes a calendar date of every time (45 ms over the benchmark's 2.68M purchases).
         Function::DayOfWeek => {
             let nanos = cast(arg(0), DataType::Int64);
             let week = lit(7 * NANOS_PER_DAY_INT);
