@@ -11,7 +11,7 @@
 
 use std::sync::{Arc, LazyLock};
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, BooleanBufferBuilder};
 use datafusion::arrow::buffer::BooleanBuffer;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::ScalarValue;
@@ -75,7 +75,7 @@ impl AggregateUDFImpl for AnyTrue {
     }
 
     fn accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(OneGroup(AnyGroups::default())))
+        Ok(Box::new(AnyRow(false)))
     }
 
     fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
@@ -90,21 +90,23 @@ impl AggregateUDFImpl for AnyTrue {
     }
 }
 
+/// The rows of `condition` that are TRUE and that `filter` keeps.
+fn true_rows(condition: &ArrayRef, filter: Option<&BooleanArray>) -> BooleanBuffer {
+    let condition = condition.as_boolean();
+    &counted_rows(filter, condition.nulls(), condition.len()) & condition.values()
+}
+
 /// Each group's bit: whether a row of it was TRUE.
-#[derive(Debug, Default)]
-struct AnyGroups {
-    /// Bit `g % 64` of word `g / 64` is group `g`'s.
-    words: Vec<u64>,
-    /// How many groups there are.
-    groups: usize,
+#[derive(Debug)]
+struct AnyGroups(BooleanBufferBuilder);
+
+impl Default for AnyGroups {
+    fn default() -> Self {
+        AnyGroups(BooleanBufferBuilder::new(0))
+    }
 }
 
 impl AnyGroups {
-    fn grow(&mut self, total_num_groups: usize) {
-        self.groups = self.groups.max(total_num_groups);
-        self.words.resize(self.groups.div_ceil(64), 0);
-    }
-
     /// Sets the bit of the group of each row of `condition` that is TRUE and that
     /// `filter` keeps.
     fn set(
@@ -114,32 +116,25 @@ impl AnyGroups {
         filter: Option<&BooleanArray>,
         total_num_groups: usize,
     ) -> Result<()> {
-        self.grow(total_num_groups);
-        let condition = condition.as_boolean();
-        let rows = counted_rows(filter, condition.nulls(), condition.len());
-        let rows = &rows & condition.values();
-        for row in rows.set_indices() {
+        let bits = &mut self.0;
+        bits.append_n(total_num_groups.saturating_sub(bits.len()), false);
+        for row in true_rows(condition, filter).set_indices() {
             let group = group_indices.get(row).copied().ok_or_else(|| {
                 DataFusionError::Internal("segql_any: a row without a group".into())
             })?;
-            self.words[group / 64] |= 1 << (group % 64);
+            bits.set_bit(group, true);
         }
         Ok(())
     }
 
     /// The bits of the groups `emit_to` names, which leave the accumulator.
     fn take(&mut self, emit_to: EmitTo) -> BooleanArray {
+        let bits = self.0.finish();
         let taken = match emit_to {
-            EmitTo::All => self.groups,
-            EmitTo::First(n) => n.min(self.groups),
+            EmitTo::All => bits.len(),
+            EmitTo::First(n) => n.min(bits.len()),
         };
-        let bits = BooleanBuffer::new(std::mem::take(&mut self.words).into(), 0, self.groups);
-        let remaining = bits.slice(taken, self.groups - taken);
-        self.groups = remaining.len();
-        self.words = vec![0; self.groups.div_ceil(64)];
-        for group in remaining.set_indices() {
-            self.words[group / 64] |= 1 << (group % 64);
-        }
+        self.0.append_buffer(&bits.slice(taken, bits.len() - taken));
         BooleanArray::new(bits.slice(0, taken), None)
     }
 }
@@ -191,50 +186,53 @@ impl GroupsAccumulator for AnyGroups {
             ));
         };
         // Each row's own answer: TRUE and kept.
-        let condition = condition.as_boolean();
-        let rows = counted_rows(opt_filter, condition.nulls(), condition.len());
         Ok(vec![Arc::new(BooleanArray::new(
-            &rows & condition.values(),
+            true_rows(condition, opt_filter),
             None,
         ))])
     }
 
     fn size(&self) -> usize {
-        size_of_val(self) + self.words.capacity() * size_of::<u64>()
+        size_of_val(self) + self.0.capacity() / 8
     }
 }
 
-/// The aggregate without groups: one group, numbered 0.
+/// The aggregate without groups: whether any row so far was TRUE.
 #[derive(Debug)]
-struct OneGroup(AnyGroups);
+struct AnyRow(bool);
 
-impl Accumulator for OneGroup {
+impl AnyRow {
+    fn add(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let [condition] = values else {
+            return Err(DataFusionError::Internal(
+                "segql_any takes one condition".into(),
+            ));
+        };
+        // `true_count` counts the rows whose bit is set and valid.
+        self.0 |= condition.as_boolean().true_count() > 0;
+        Ok(())
+    }
+}
+
+impl Accumulator for AnyRow {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        let rows = values.first().map_or(0, |values| values.len());
-        GroupsAccumulator::update_batch(&mut self.0, values, &vec![0; rows], None, 1)
+        self.add(values)
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        Ok(ScalarValue::Boolean(Some(self.any())))
+        Ok(ScalarValue::Boolean(Some(self.0)))
     }
 
     fn size(&self) -> usize {
-        GroupsAccumulator::size(&self.0)
+        size_of_val(self)
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        Ok(vec![ScalarValue::Boolean(Some(self.any()))])
+        Ok(vec![ScalarValue::Boolean(Some(self.0))])
     }
 
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        let rows = states.first().map_or(0, |states| states.len());
-        GroupsAccumulator::merge_batch(&mut self.0, states, &vec![0; rows], 1)
-    }
-}
-
-impl OneGroup {
-    fn any(&self) -> bool {
-        self.0.words.first().is_some_and(|word| word & 1 != 0)
+        self.add(states)
     }
 }
 
@@ -317,7 +315,7 @@ mod tests {
 
     #[test]
     fn without_groups_it_answers_for_the_whole_input() {
-        let mut one = OneGroup(AnyGroups::default());
+        let mut one = AnyRow(false);
         let none: ArrayRef = Arc::new(BooleanArray::from(vec![Some(false), None]));
         one.update_batch(&[none]).expect("update");
         assert_eq!(
