@@ -70,6 +70,7 @@ pub fn state_for(ctx: &SessionContext, plan: &LogicalPlan) -> SessionState {
     let mut builder = SessionStateBuilder::new_from_existing(state);
     if narrow {
         builder = builder
+            .with_optimizer_rule(Arc::new(crate::plan::existence_rows::ExistenceRows))
             .with_physical_optimizer_rule(Arc::new(crate::plan::proven::DropProvenConditions))
             .with_physical_optimizer_rule(Arc::new(crate::plan::narrow::NarrowInputs));
     }

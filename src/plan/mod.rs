@@ -17,6 +17,7 @@ mod count_true;
 mod counted;
 mod dense_aggregate;
 mod edge;
+pub mod existence_rows;
 mod expr;
 mod extremes;
 pub mod gather;
