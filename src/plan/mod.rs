@@ -21,6 +21,7 @@ pub mod existence_rows;
 mod expr;
 mod extremes;
 pub mod gather;
+mod memberships;
 pub mod narrow;
 pub mod proven;
 mod sequence;
@@ -29,6 +30,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use datafusion::common::UnnestOptions;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
 use datafusion::common::{Column, DFSchema, ScalarValue};
 use datafusion::datasource::provider_as_source;
@@ -38,12 +40,12 @@ use datafusion::functions_aggregate::average::avg_udaf;
 use datafusion::functions_aggregate::count::count_udaf;
 use datafusion::functions_aggregate::expr_fn::{array_agg, avg, count, max, min, sum};
 use datafusion::functions_aggregate::stddev::stddev_pop_udaf;
-use datafusion::functions_nested::expr_fn::array_sort;
+use datafusion::functions_nested::expr_fn::{array_positions, array_sort, make_array};
 use datafusion::functions_window::expr_fn::{percent_rank, row_number};
 use datafusion::logical_expr::{
     AggregateUDF, Expr, ExprFunctionExt, JoinType, LogicalPlan, LogicalPlanBuilder,
     LogicalTableSource, SortExpr, TableSource, WindowFrame, WindowFrameBound, WindowFrameUnits,
-    cast, col, expr::WindowFunction, lit, logical_plan, when,
+    case, cast, col, expr::WindowFunction, lit, logical_plan, when,
 };
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionContext, coalesce};
@@ -72,11 +74,16 @@ const GATHERED_RELATIONS: usize = 2;
 /// The output column naming the segment when several are returned.
 pub const SEGMENT_COLUMN: &str = "segment";
 
-/// Registers SegQL's own aggregate functions in `ctx`.
+/// In a listing of several segments, a member's segment as its position (from 1) among
+/// the segments in name order.
+const SEGMENT_POSITION: &str = "__segment_at";
+
+/// Registers SegQL's own aggregate functions, and its scalar `segql_memberships`, in `ctx`.
 pub fn register_own_functions(ctx: &SessionContext) {
     for function in own_functions() {
         ctx.register_udaf(function.as_ref().clone());
     }
+    ctx.register_udf(memberships::memberships_udf().as_ref().clone());
 }
 
 fn own_functions() -> [Arc<AggregateUDF>; 5] {
@@ -300,34 +307,43 @@ impl<'a> Planner<'a> {
             let member = self.lower(&as_filter(&segment.condition))?;
             projection.push(member.alias(format!("__in{i}")));
         }
-        let base = base.project(projection)?.build()?;
-        let names: Vec<Vec<Expr>> = segments
-            .iter()
-            .map(|s| vec![lit(s.name.as_str())])
-            .collect();
-        let values = LogicalPlanBuilder::values(names)?
-            .project(vec![col("column1").alias(SEGMENT_COLUMN)])?
-            .build()?;
-        let mut case = when(
-            col(SEGMENT_COLUMN).eq(lit(segments[0].name.as_str())),
-            col("__in0"),
-        );
-        for (i, segment) in segments.iter().enumerate().skip(1) {
-            case = case.when(
-                col(SEGMENT_COLUMN).eq(lit(segment.name.as_str())),
-                col(format!("__in{i}")),
-            );
+        // Each profile's row lists the positions, in name order, of the segments it is a
+        // member of; one row per membership comes out of that list, sorted by position
+        // (so by name) and key, and the position is replaced by the name. A cross join
+        // of the segment names with the profiles tested every pair.
+        let mut by_name: Vec<usize> = (0..segments.len()).collect();
+        by_name.sort_by(|&a, &b| segments[a].name.cmp(&segments[b].name));
+        let conditions = by_name.iter().map(|i| col(format!("__in{i}"))).collect();
+        let memberships = if self.own_aggregates {
+            memberships::memberships(conditions)
+        } else {
+            array_positions(make_array(conditions), lit(true))
+        };
+        let mut listed = vec![col(Column::from_name(key_name))];
+        listed.extend(with.iter().map(|w| col(Column::from_name(w.name.as_str()))));
+        let mut output = listed.clone();
+        listed.push(memberships.alias(SEGMENT_POSITION));
+        let mut name = case(col(SEGMENT_POSITION));
+        for (position, &i) in (1u64..).zip(&by_name) {
+            name = name.when(lit(position), lit(segments[i].name.as_str()));
         }
-        let mut output = vec![col(SEGMENT_COLUMN), col(Column::from_name(key_name))];
-        output.extend(with.iter().map(|w| col(Column::from_name(w.name.as_str()))));
-        LogicalPlanBuilder::from(values)
-            .cross_join(base)?
-            .filter(case.end()?)?
-            .project(output)?
+        output.insert(0, col(SEGMENT_COLUMN));
+        let mut named = vec![name.end()?.alias(SEGMENT_COLUMN), col(SEGMENT_POSITION)];
+        named.extend(listed[..listed.len() - 1].iter().cloned());
+        // The names are given before the sort: a projection above it may be run in
+        // partitions whose rows come out interleaved.
+        base.project(projection)?
+            .project(listed)?
+            .unnest_column_with_options(
+                SEGMENT_POSITION,
+                UnnestOptions::new().with_preserve_nulls(false),
+            )?
+            .project(named)?
             .sort(vec![
-                col(SEGMENT_COLUMN).sort(true, false),
+                col(SEGMENT_POSITION).sort(true, false),
                 col(Column::from_name(key_name)).sort(true, false),
             ])?
+            .project(output)?
             .build()
     }
 
