@@ -41,24 +41,6 @@ fn load(session: &mut Session, file: &str) {
         .unwrap_or_else(|r| panic!("{file} checks:\n{r}"));
 }
 
-/// The rows (segment, key) of the listing of `names` in one plan, in its order.
-async fn listing(session: &Session, names: &[String]) -> Vec<(String, String)> {
-    let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let plan = (session.plan_segments(&names, &[])).unwrap_or_else(|r| panic!("{r}"));
-    let batches = (session.execute(plan).await).unwrap_or_else(|r| panic!("{r}"));
-    let mut rows = Vec::new();
-    for batch in &batches {
-        for row in 0..batch.num_rows() {
-            let cell = |c: usize| {
-                datafusion::arrow::util::display::array_value_to_string(batch.column(c), row)
-                    .expect("a value")
-            };
-            rows.push((cell(0), cell(1)));
-        }
-    }
-    rows
-}
-
 /// Ballista's scheduler and executors run as tasks of this runtime. Unoptimized builds
 /// need more than tokio's default 2 MiB of stack to plan and encode the one-pass count of
 /// every segment (as `segql` gives its own runtime's threads).
@@ -102,8 +84,9 @@ async fn every_segment_has_the_same_members() {
         }
         // The listing of every segment in one plan (one row per membership, in segment
         // name and key order): the same rows in the same order.
-        let local_listing = listing(&local, &names).await;
-        let cluster_listing = listing(&distributed, &names).await;
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let local_listing = common::listing(&local, &names).await;
+        let cluster_listing = common::listing(&distributed, &names).await;
         assert!(
             local_listing.windows(2).all(|w| w[0].0 <= w[1].0),
             "{file}: listed in segment name order"

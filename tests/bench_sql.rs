@@ -3,6 +3,8 @@
 //! members must be identical. The SQL is what a data engineer would write and shares no
 //! code with the compiler; `scripts/bench_segments.py` runs the same SQL in DuckDB too.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -128,19 +130,9 @@ async fn every_benchmark_segment_matches_its_hand_written_sql() {
     let sizes: Vec<(String, usize)> = expected.iter().map(|(n, m)| (n.clone(), m.len())).collect();
     assert_eq!(counted, sizes, "all 50 counted together");
     let all: Vec<&str> = names.iter().map(String::as_str).collect();
-    let plan = session
-        .plan_segments(&all, &[])
-        .unwrap_or_else(|r| panic!("{r}"));
-    let listed = session
-        .execute(plan)
-        .await
-        .unwrap_or_else(|r| panic!("{r}"));
     let mut together: BTreeSet<(String, String)> = BTreeSet::new();
-    for batch in &listed {
-        for row in 0..batch.num_rows() {
-            let cell = |c: usize| array_value_to_string(batch.column(c), row).expect("format");
-            assert!(together.insert((cell(0), cell(1))), "a member listed twice");
-        }
+    for member in common::listing(&session, &all).await {
+        assert!(together.insert(member), "a member listed twice");
     }
     let reference: BTreeSet<(String, String)> = expected
         .iter()

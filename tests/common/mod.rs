@@ -29,6 +29,24 @@ pub async fn members(session: &Session, name: &str) -> BTreeSet<i64> {
     keys
 }
 
+/// The rows (segment, key) of the listing of `names` in one plan in `session`, in its
+/// order.
+pub async fn listing(session: &Session, names: &[&str]) -> Vec<(String, String)> {
+    let plan = (session.plan_segments(names, &[])).unwrap_or_else(|r| panic!("{r}"));
+    let batches = (session.execute(plan).await).unwrap_or_else(|r| panic!("{r}"));
+    let mut rows = Vec::new();
+    for batch in &batches {
+        for row in 0..batch.num_rows() {
+            let cell = |c: usize| {
+                datafusion::arrow::util::display::array_value_to_string(batch.column(c), row)
+                    .expect("a value")
+            };
+            rows.push((cell(0), cell(1)));
+        }
+    }
+    rows
+}
+
 /// The demo's profiles and then its events in time order, as `segql watch` input lines
 /// (the NDJSON contract of docs/realtime.md), with `limit` events at most.
 pub fn demo_event_lines(limit: usize) -> Vec<String> {
